@@ -1,0 +1,118 @@
+/**
+ * The service's configuration (SPEC §5), read once from the environment.
+ * An empty variable counts as unset. A bad value fails with a `ConfigError`
+ * naming the variable; `main.ts` prints it as one line and exits non-zero.
+ */
+import { Config, ConfigError, Either, Option, Redacted } from "effect"
+
+/** Where the data lives: the embedded SQLite file, or a MySQL/MariaDB server. */
+export type DatabaseConfig =
+  | { readonly _tag: "Sqlite"; readonly filename: string }
+  | { readonly _tag: "Mysql"; readonly url: Redacted.Redacted<URL> }
+
+export type NotifierConfig =
+  | { readonly _tag: "Sse" }
+  | { readonly _tag: "Webhook"; readonly url: URL }
+
+/** A variable that is unset or empty reads as `None`. */
+const optionalString = (name: string): Config.Config<Option.Option<string>> =>
+  Config.string(name).pipe(
+    Config.option,
+    Config.map(Option.filter((value) => value.trim() !== ""))
+  )
+
+const withFallback = <A>(name: string, fallback: A, parse: (raw: string) => Either.Either<A, string>) =>
+  optionalString(name).pipe(
+    Config.mapOrFail((raw) =>
+      Option.match(raw, {
+        onNone: () => Either.right(fallback),
+        onSome: (value) => Either.mapLeft(parse(value.trim()), (why) => ConfigError.InvalidData([name], why))
+      })
+    )
+  )
+
+const integerIn = (min: number, max: number) => (raw: string): Either.Either<number, string> => {
+  if (!/^-?[0-9]+$/.test(raw)) return Either.left(`expected an integer, got "${raw}"`)
+  const value = Number(raw)
+  return value >= min && value <= max
+    ? Either.right(value)
+    : Either.left(`expected an integer from ${min} to ${max}, got ${raw}`)
+}
+
+const parseUrl = (raw: string, protocols: ReadonlyArray<string>): Either.Either<URL, string> => {
+  try {
+    const url = new URL(raw)
+    return protocols.includes(url.protocol)
+      ? Either.right(url)
+      : Either.left(`expected a ${protocols.map((p) => p.replace(":", "://")).join(" or ")} URL, got "${url.protocol}"`)
+  } catch {
+    return Either.left(`not a valid URL: "${raw}"`)
+  }
+}
+
+export const parseDatabaseUrl = (raw: string): Either.Either<DatabaseConfig, string> => {
+  if (raw.startsWith("sqlite:")) {
+    const filename = raw.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "")
+    return filename === "" ? Either.left("sqlite: needs a file path, e.g. sqlite:./data/restock.sqlite")
+      : Either.right({ _tag: "Sqlite", filename })
+  }
+  return Either.flatMap(parseUrl(raw, ["mysql:", "mariadb:"]), (url) => {
+    if (url.hostname === "") return Either.left("the URL names no host")
+    if (url.pathname.replace(/^\//, "") === "") return Either.left("the URL names no database, e.g. mysql://root@127.0.0.1:3306/restock")
+    return Either.right({ _tag: "Mysql", url: Redacted.make(url) })
+  })
+}
+
+export const database: Config.Config<DatabaseConfig> = withFallback(
+  "DATABASE_URL",
+  { _tag: "Sqlite", filename: "./data/restock.sqlite" } satisfies DatabaseConfig,
+  parseDatabaseUrl
+)
+
+export const redisUrl: Config.Config<Option.Option<Redacted.Redacted<URL>>> = optionalString("REDIS_URL").pipe(
+  Config.mapOrFail((raw) =>
+    Option.match(raw, {
+      onNone: () => Either.right(Option.none()),
+      onSome: (value) =>
+        parseUrl(value.trim(), ["redis:", "rediss:"]).pipe(
+          Either.map((url) => Option.some(Redacted.make(url))),
+          Either.mapLeft((why) => ConfigError.InvalidData(["REDIS_URL"], why))
+        )
+    })
+  )
+)
+
+export const notifier: Config.Config<NotifierConfig> = Config.all({
+  kind: withFallback("NOTIFIER", "sse" as "sse" | "webhook", (raw) =>
+    raw === "sse" || raw === "webhook" ? Either.right(raw) : Either.left(`expected "sse" or "webhook", got "${raw}"`)),
+  url: optionalString("NOTIFIER_WEBHOOK_URL")
+}).pipe(
+  Config.mapOrFail(({ kind, url }): Either.Either<NotifierConfig, ConfigError.ConfigError> => {
+    if (kind === "sse") return Either.right({ _tag: "Sse" })
+    return Option.match(url, {
+      onNone: () =>
+        Either.left(ConfigError.MissingData(["NOTIFIER_WEBHOOK_URL"], "NOTIFIER=webhook needs NOTIFIER_WEBHOOK_URL")),
+      onSome: (raw) =>
+        parseUrl(raw.trim(), ["http:", "https:"]).pipe(
+          Either.map((parsed): NotifierConfig => ({ _tag: "Webhook", url: parsed })),
+          Either.mapLeft((why) => ConfigError.InvalidData(["NOTIFIER_WEBHOOK_URL"], why))
+        )
+    })
+  })
+)
+
+/** Everything `main.ts` needs to compose the service. */
+export const AppConfig = Config.all({
+  port: withFallback("PORT", 8080, integerIn(0, 65535)),
+  host: withFallback("HOST", "127.0.0.1", (raw) => Either.right(raw)),
+  database,
+  redisUrl,
+  notifier,
+  rateLimitPerSecond: withFallback("RATE_LIMIT_PER_SECOND", 500, integerIn(1, 1_000_000)),
+  notifierRetries: withFallback("NOTIFIER_RETRIES", 3, integerIn(0, 20)),
+  adminToken: optionalString("ADMIN_TOKEN").pipe(Config.map(Option.map(Redacted.make))),
+  jwtSecret: optionalString("JWT_SECRET").pipe(Config.map(Option.map(Redacted.make))),
+  logFormat: withFallback("LOG_FORMAT", "pretty" as "pretty" | "json", (raw) =>
+    raw === "pretty" || raw === "json" ? Either.right(raw) : Either.left(`expected "pretty" or "json", got "${raw}"`))
+})
+export type AppConfig = Config.Config.Success<typeof AppConfig>

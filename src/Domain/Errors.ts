@@ -1,0 +1,83 @@
+/**
+ * The errors users of restock see, as a library and over HTTP. Each carries
+ * its HTTP status, so the API serialises it as `{ _tag, message, ... }`.
+ */
+import { HttpApiSchema } from "@effect/platform"
+import { Schema } from "effect"
+import { ProductId, RestockRound } from "./Ids.js"
+
+export class ProductNotFound extends Schema.TaggedError<ProductNotFound>()(
+  "ProductNotFound",
+  { productId: ProductId, message: Schema.String },
+  HttpApiSchema.annotations({ status: 404 })
+) {
+  static of(productId: ProductId) {
+    return new ProductNotFound({ productId, message: `product ${productId} does not exist` })
+  }
+}
+
+export class RoundNotFound extends Schema.TaggedError<RoundNotFound>()(
+  "RoundNotFound",
+  { productId: ProductId, restockRound: RestockRound, message: Schema.String },
+  HttpApiSchema.annotations({ status: 404 })
+) {
+  static of(productId: ProductId, restockRound: RestockRound) {
+    return new RoundNotFound({
+      productId,
+      restockRound,
+      message: `product ${productId} has no restock round ${restockRound}`
+    })
+  }
+}
+
+/** A product has at most one `IN_PROGRESS` round (SPEC §3.7). */
+export class RoundInProgress extends Schema.TaggedError<RoundInProgress>()(
+  "RoundInProgress",
+  { productId: ProductId, restockRound: Schema.optional(RestockRound), message: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
+) {
+  static of(productId: ProductId, restockRound?: RestockRound) {
+    return new RoundInProgress({
+      productId,
+      restockRound,
+      message: restockRound === undefined
+        ? `product ${productId} already has a round in progress`
+        : `product ${productId} already has round ${restockRound} in progress`
+    })
+  }
+}
+
+/** Only the latest round, `CANCELED_BY_ERROR` or abandoned by a dead dispatcher, can be resumed. */
+export class NothingToResume extends Schema.TaggedError<NothingToResume>()(
+  "NothingToResume",
+  { productId: ProductId, message: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
+) {
+  static of(productId: ProductId, why: string) {
+    return new NothingToResume({ productId, message: `product ${productId} has nothing to resume: ${why}` })
+  }
+}
+
+/** The database or Redis could not be reached or answered with an error. */
+export class StorageUnavailable extends Schema.TaggedError<StorageUnavailable>()(
+  "StorageUnavailable",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 503 })
+) {
+  static fromCause(what: string, cause: unknown) {
+    return new StorageUnavailable({ message: `${what}: ${describeCause(cause)}` })
+  }
+}
+
+/** The round this dispatcher held was taken over (its lease lapsed): it must stop writing. */
+export class LeaseLost extends Schema.TaggedError<LeaseLost>()(
+  "LeaseLost",
+  { productId: ProductId, restockRound: RestockRound, message: Schema.String },
+  HttpApiSchema.annotations({ status: 409 })
+) {}
+
+export const describeCause = (cause: unknown): string => {
+  if (cause instanceof Error) return cause.message || cause.name
+  if (typeof cause === "object" && cause !== null && "message" in cause) return String(cause.message)
+  return String(cause)
+}

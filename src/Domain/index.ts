@@ -1,0 +1,6 @@
+export * from "./Delivery.js"
+export * from "./Errors.js"
+export * from "./Ids.js"
+export * from "./Product.js"
+export * from "./Round.js"
+export * from "./Subscription.js"

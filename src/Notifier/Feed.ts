@@ -1,0 +1,31 @@
+/**
+ * The `DeliveryFeed` port: recorded deliveries, fanned out to the SSE
+ * listeners of every process (Redis pub/sub) or of this one (in memory).
+ *
+ * Deliveries are published after their records are committed, so the event id
+ * a listener sees is the `product_user_notification_history.id` it can later
+ * replay from with `Last-Event-ID`.
+ */
+import { Context, Data, type Effect, type Scope, type Stream } from "effect"
+import type { Delivery } from "../Domain/Delivery.js"
+import type { StorageUnavailable } from "../Domain/Errors.js"
+import type { UserId } from "../Domain/Ids.js"
+
+export interface DeliveryFeedShape {
+  readonly publish: (deliveries: ReadonlyArray<Delivery>) => Effect.Effect<void>
+  /**
+   * The live deliveries of one user, from the moment the returned effect
+   * completes (the subscription is in place then: a delivery published after
+   * that is seen). The stream fails when its bounded buffer overflows: a
+   * listener that cannot keep up is dropped, never allowed to grow memory.
+   */
+  readonly subscribe: (
+    userId: UserId,
+    options: { readonly bufferSize: number }
+  ) => Effect.Effect<Stream.Stream<Delivery, FeedOverflow>, StorageUnavailable, Scope.Scope>
+}
+
+/** The listener fell more than its buffer behind and was dropped. */
+export class FeedOverflow extends Data.TaggedError("FeedOverflow")<{ readonly bufferSize: number }> {}
+
+export class DeliveryFeed extends Context.Tag("restock/DeliveryFeed")<DeliveryFeed, DeliveryFeedShape>() {}

@@ -1,0 +1,179 @@
+/**
+ * The `Repo` port: everything restock keeps in its database. One adapter
+ * (`Sql.ts`) serves MySQL/MariaDB and the embedded SQLite file.
+ *
+ * Every method fails with `StorageUnavailable` when the database cannot be
+ * reached; the round-writing methods are fenced by the dispatcher's lease and
+ * fail with `LeaseLost` when another dispatcher took the round over.
+ */
+import { Context, type Effect, type Option, type Stream } from "effect"
+import type { Delivery, DeliveryRecord, Recipient } from "../Domain/Delivery.js"
+import type {
+  LeaseLost,
+  NothingToResume,
+  ProductNotFound,
+  RoundInProgress,
+  StorageUnavailable
+} from "../Domain/Errors.js"
+import type { DeliveryId, ProductId, RestockRound, SubscriptionId, UserId } from "../Domain/Ids.js"
+import type { Product } from "../Domain/Product.js"
+import type { Round, RoundStatus } from "../Domain/Round.js"
+import type { Subscriber, Subscription } from "../Domain/Subscription.js"
+
+/** A product with what the operator console lists beside it. */
+export interface ProductSummary {
+  readonly product: Product
+  readonly activeSubscribers: number
+  readonly latestRound: Round | null
+}
+
+/** Who is sending a round, and until when that claim holds without a heartbeat. */
+export interface Lease {
+  /** A dispatcher's id: unique per process and round attempt. */
+  readonly owner: string
+  readonly expiresAt: Date
+}
+
+export interface Page<A> {
+  readonly items: ReadonlyArray<A>
+  /** The id to pass as `afterId` for the next page; `null` at the end. */
+  readonly nextAfterId: number | null
+}
+
+export interface RecordedBatch {
+  /** The `product_user_notification_history` rows of the batch, with their ids. */
+  readonly deliveries: ReadonlyArray<Delivery>
+  /** The round after the batch: `sentCount`, `lastSentUserId`, `updatedAt`. */
+  readonly round: Round
+}
+
+export interface RepoShape {
+  // ---- products
+  /** Creates the product (name defaults to `Product <id>`, stock to 0) or updates the given fields. */
+  readonly upsertProduct: (
+    id: ProductId,
+    fields: { readonly name?: string | undefined; readonly stock?: number | undefined }
+  ) => Effect.Effect<Product, StorageUnavailable>
+  readonly getProduct: (id: ProductId) => Effect.Effect<Option.Option<Product>, StorageUnavailable>
+  /** Writes `stock` and the matching `stock_status`. */
+  readonly setStock: (id: ProductId, stock: number) => Effect.Effect<Product, ProductNotFound | StorageUnavailable>
+  /** Products by id after `afterId`, with their active subscriber count and latest round. */
+  readonly listProducts: (
+    options: { readonly afterId: ProductId | null; readonly limit: number }
+  ) => Effect.Effect<Page<ProductSummary>, StorageUnavailable>
+
+  // ---- subscriptions
+  /** Subscribes, or reactivates the existing row so the user keeps their place. Idempotent. */
+  readonly subscribe: (
+    productId: ProductId,
+    userId: UserId
+  ) => Effect.Effect<Subscription, ProductNotFound | StorageUnavailable>
+  /** Sets `is_active = false`. Idempotent; a user who never subscribed is not an error. */
+  readonly unsubscribe: (productId: ProductId, userId: UserId) => Effect.Effect<void, ProductNotFound | StorageUnavailable>
+  readonly countActiveSubscribers: (productId: ProductId) => Effect.Effect<number, StorageUnavailable>
+  /** The subscription position of a user (active or not), used to resume after `lastSentUserId`. */
+  readonly subscriptionIdOf: (
+    productId: ProductId,
+    userId: UserId
+  ) => Effect.Effect<Option.Option<SubscriptionId>, StorageUnavailable>
+  /**
+   * Active subscribers in subscription order after `after`, who have no
+   * delivery record of `restockRound` yet, read lazily in pages of `pageSize`
+   * by an index range scan (never the whole list in memory).
+   */
+  readonly pendingSubscribers: (
+    productId: ProductId,
+    options: {
+      readonly restockRound: RestockRound
+      readonly after: SubscriptionId | null
+      readonly pageSize: number
+    }
+  ) => Stream.Stream<Subscriber, StorageUnavailable>
+
+  // ---- rounds
+  /**
+   * Increments `product.restock_round` and inserts the round `IN_PROGRESS`,
+   * leased to `lease.owner`, in one transaction. A unique index makes a second
+   * `IN_PROGRESS` round of one product impossible: concurrent calls yield one
+   * round and `RoundInProgress` for the rest.
+   */
+  readonly openRound: (
+    productId: ProductId,
+    lease: Lease,
+    now: Date
+  ) => Effect.Effect<Round, ProductNotFound | RoundInProgress | StorageUnavailable>
+  /**
+   * Sets the latest round back to `IN_PROGRESS` under a new lease, if it is
+   * `CANCELED_BY_ERROR`, or `IN_PROGRESS` with a lease that expired before `now`.
+   * A conditional update: of concurrent calls, one wins.
+   */
+  readonly reopenRound: (
+    productId: ProductId,
+    lease: Lease,
+    now: Date
+  ) => Effect.Effect<Round, ProductNotFound | NothingToResume | StorageUnavailable>
+  /** Extends the lease; `LeaseLost` if another owner holds the round or it is no longer `IN_PROGRESS`. */
+  readonly renewLease: (
+    productId: ProductId,
+    restockRound: RestockRound,
+    lease: Lease
+  ) => Effect.Effect<void, LeaseLost | StorageUnavailable>
+  /**
+   * In one transaction: inserts the delivery records (ignoring any that
+   * already exist for the user in this round), adds the number inserted to
+   * `sent_count`, sets `last_sent_user_id` when given, and returns the rows.
+   * Fenced: only the lease owner of an `IN_PROGRESS` round may write.
+   */
+  readonly recordDeliveries: (
+    productId: ProductId,
+    restockRound: RestockRound,
+    owner: string,
+    batch: {
+      readonly deliveries: ReadonlyArray<DeliveryRecord>
+      /** The new end of the contiguous prefix, or `undefined` to leave it. */
+      readonly lastSentUserId: UserId | undefined
+      readonly now: Date
+    }
+  ) => Effect.Effect<RecordedBatch, LeaseLost | StorageUnavailable>
+  /** Moves an `IN_PROGRESS` round held by `owner` to a terminal status and clears the lease. */
+  readonly finishRound: (
+    productId: ProductId,
+    restockRound: RestockRound,
+    owner: string,
+    outcome: {
+      readonly status: Exclude<RoundStatus, "IN_PROGRESS">
+      readonly error: string | null
+      readonly now: Date
+    }
+  ) => Effect.Effect<Round, LeaseLost | StorageUnavailable>
+  readonly getRound: (
+    productId: ProductId,
+    restockRound: RestockRound
+  ) => Effect.Effect<Option.Option<Round>, StorageUnavailable>
+  readonly latestRound: (productId: ProductId) => Effect.Effect<Option.Option<Round>, StorageUnavailable>
+  /** Rounds of a product, newest first. */
+  readonly listRounds: (productId: ProductId) => Effect.Effect<ReadonlyArray<Round>, StorageUnavailable>
+  /** The lease of an `IN_PROGRESS` round, if any. */
+  readonly leaseOf: (
+    productId: ProductId,
+    restockRound: RestockRound
+  ) => Effect.Effect<Option.Option<Lease>, StorageUnavailable>
+
+  // ---- deliveries
+  /** Who received a round, in send (history id) order, paged by history id. */
+  readonly recipients: (
+    productId: ProductId,
+    restockRound: RestockRound,
+    options: { readonly afterId: DeliveryId | null; readonly limit: number }
+  ) => Effect.Effect<Page<Recipient>, StorageUnavailable>
+  /** A user's deliveries with an id greater than `afterId`, in id order (SSE replay). */
+  readonly deliveriesOfUser: (
+    userId: UserId,
+    options: { readonly afterId: DeliveryId | null; readonly limit: number }
+  ) => Effect.Effect<ReadonlyArray<Delivery>, StorageUnavailable>
+
+  /** Answers when the database does (readiness). */
+  readonly ping: Effect.Effect<void, StorageUnavailable>
+}
+
+export class Repo extends Context.Tag("restock/Repo")<Repo, RepoShape>() {}
