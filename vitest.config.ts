@@ -6,8 +6,6 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     // Suites share one MariaDB and one Redis; each creates its own database / key prefix.
-    pool: "forks",
-    reporters: process.env.CI ? ["default", "json"] : ["default"],
-    outputFile: { json: ".vitest-results.json" }
+    pool: "forks"
   }
 })

@@ -1,0 +1,66 @@
+/**
+ * The service's metrics, from Effect's `Metric` API. Labels carry outcomes and
+ * statuses only: never a user id.
+ */
+import { Clock, Duration, Effect, Metric, MetricBoundaries } from "effect"
+
+const secondsBoundaries = MetricBoundaries.exponential({ start: 0.0005, factor: 2, count: 16 })
+
+export const sends = Metric.counter("restock_sends_total", {
+  description: "Requests to the sender, by outcome (ok, transient, permanent)",
+  incremental: true
+})
+export const retries = Metric.counter("restock_send_retries_total", {
+  description: "Retries of transient send failures",
+  incremental: true
+})
+export const sendLatency = Metric.histogram(
+  "restock_send_duration_seconds",
+  secondsBoundaries,
+  "Time from a request's start to the sender's answer"
+)
+export const rateLimitWait = Metric.histogram(
+  "restock_rate_limit_wait_seconds",
+  secondsBoundaries,
+  "Time a send waited for the global rate limit"
+)
+export const roundsFinished = Metric.counter("restock_rounds_finished_total", {
+  description: "Rounds that reached a terminal status, by status",
+  incremental: true
+})
+export const roundDuration = Metric.histogram(
+  "restock_round_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.01, factor: 2, count: 20 }),
+  "Time from a round's dispatch start to its terminal status"
+)
+export const deliveriesRecorded = Metric.counter("restock_deliveries_recorded_total", {
+  description: "Delivery records written",
+  incremental: true
+})
+export const sseConnections = Metric.gauge("restock_sse_connections", {
+  description: "Open Server-Sent Events streams"
+})
+export const sseEventsDelivered = Metric.counter("restock_sse_events_total", {
+  description: "Notification events written to SSE streams, by kind (live, replayed)",
+  incremental: true
+})
+export const sseSlowClientsDropped = Metric.counter("restock_sse_slow_clients_dropped_total", {
+  description: "SSE listeners disconnected because they fell behind",
+  incremental: true
+})
+
+/** Runs `effect` and records its duration (Clock time, in seconds) in `histogram`. */
+export const timed = <A, E, R>(
+  histogram: Metric.Metric.Histogram<number>,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.gen(function*() {
+    const start = yield* Clock.currentTimeNanos
+    return yield* effect.pipe(
+      Effect.ensuring(
+        Clock.currentTimeNanos.pipe(
+          Effect.flatMap((end) => Metric.update(histogram, Duration.toSeconds(Duration.nanos(end - start))))
+        )
+      )
+    )
+  })
