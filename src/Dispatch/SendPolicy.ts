@@ -1,0 +1,131 @@
+/**
+ * The retry policy around `Notifier.send` (SPEC §3.2, §3.4, §5).
+ *
+ * - Every attempt reaches the sender, so every attempt first claims a start
+ *   from the `RateLimiter`: retries count against the global limit.
+ * - `Transient` failures are retried up to `retries` times, after an
+ *   exponential backoff with jitter (about 100 ms, 200 ms, 400 ms … capped at
+ *   2 s): a sender that keeps failing ends the send within seconds.
+ * - A `Retry-After` is honoured: the next attempt starts no sooner. One
+ *   longer than `maxRetryAfter` (30 s) is not waited out: the send fails then,
+ *   rather than hold a round, its place in the order and a slot of sends in
+ *   flight for that long.
+ * - `Permanent` failures are not retried.
+ *
+ * Every wait is `Effect.sleep`, so `TestClock` drives it.
+ *
+ * The dispatch claims the first attempt's start itself, in subscription
+ * order, before it checks the stock and forks the send (SPEC §3.1, §3.3):
+ * hence `attemptThenRetry`, which assumes that first start was claimed, beside
+ * `send`, which claims it.
+ */
+import { Duration, Effect, Random } from "effect"
+import type { Notification } from "../Domain/Delivery.js"
+import type { StorageUnavailable } from "../Domain/Errors.js"
+import { Notifier, SendFailed } from "../Notifier/Notifier.js"
+import { RateLimiter } from "./RateLimiter/RateLimiter.js"
+
+/** The first retry's nominal backoff; each next one doubles. */
+export const baseBackoff = Duration.millis(100)
+/** No backoff is longer than this. */
+export const maxBackoff = Duration.seconds(2)
+/** A `Retry-After` longer than this fails the send instead of being waited out. */
+export const maxRetryAfter = Duration.seconds(30)
+
+/** What a retry is about to do: for metrics and logs. */
+export interface RetryInfo {
+  readonly notification: Notification
+  /** The attempt that just failed (1 for the first). */
+  readonly attempt: number
+  readonly failure: SendFailed
+  /** How long before the next attempt claims its start from the rate limiter. */
+  readonly delay: Duration.Duration
+}
+
+export interface SendPolicyOptions {
+  /** Retries of a transient failure (`NOTIFIER_RETRIES`): at most `retries + 1` attempts. */
+  readonly retries: number
+  /** Runs before each retry's backoff. */
+  readonly onRetry?: ((info: RetryInfo) => Effect.Effect<void>) | undefined
+}
+
+/** A notification the sender accepted. */
+export interface Sent {
+  /** How many requests it took (1 when the first succeeded). */
+  readonly attempts: number
+}
+
+/**
+ * The nominal backoff before retry `retry` (1-based): 100 ms, 200 ms, 400 ms,
+ * … capped at 2 s. The actual wait is jittered down to between half of it and
+ * all of it ("equal jitter"), so failing sends of many rounds do not retry in
+ * lockstep, while the wait stays bounded above by the cap.
+ */
+export const nominalBackoff = (retry: number): Duration.Duration =>
+  Duration.min(Duration.times(baseBackoff, 2 ** Math.min(retry - 1, 30)), maxBackoff)
+
+const jitteredBackoff = (retry: number): Effect.Effect<Duration.Duration> => {
+  const nominal = Duration.toMillis(nominalBackoff(retry))
+  return Effect.map(Random.next, (fraction) => Duration.millis(nominal / 2 + (nominal / 2) * fraction))
+}
+
+const plural = (count: number) => (count === 1 ? "1 attempt" : `${count} attempts`)
+
+/**
+ * Sends `notification`, assuming the caller already claimed the first
+ * attempt's start from the `RateLimiter`; each retry claims its own.
+ * Fails with the last `SendFailed` (its message says how many attempts were
+ * made), or with the rate limiter's `StorageUnavailable`.
+ */
+export const attemptThenRetry = (
+  notification: Notification,
+  options: SendPolicyOptions
+): Effect.Effect<Sent, SendFailed | StorageUnavailable, Notifier | RateLimiter> =>
+  Effect.gen(function*() {
+    const notifier = yield* Notifier
+    const limiter = yield* RateLimiter
+
+    const giveUp = (attempt: number, failure: SendFailed, why: string) =>
+      new SendFailed({
+        reason: failure.reason,
+        message: `sender failed after ${plural(attempt)}${why}: ${failure.message}`,
+        retryAfter: failure.retryAfter
+      })
+
+    const attemptFrom = (attempt: number): Effect.Effect<Sent, SendFailed | StorageUnavailable> =>
+      notifier.send(notification).pipe(
+        Effect.as<Sent>({ attempts: attempt }),
+        Effect.catchTag("SendFailed", (failure) =>
+          Effect.gen(function*() {
+            if (failure.reason === "Permanent" || attempt > options.retries) {
+              return yield* Effect.fail(giveUp(attempt, failure, ""))
+            }
+            const retryAfter = failure.retryAfter
+            if (retryAfter !== undefined && Duration.greaterThan(retryAfter, maxRetryAfter)) {
+              return yield* Effect.fail(
+                giveUp(attempt, failure, ` (it asked to wait ${Duration.format(retryAfter)}, more than ${Duration.format(maxRetryAfter)})`)
+              )
+            }
+            const backoff = yield* jitteredBackoff(attempt)
+            const delay = retryAfter === undefined ? backoff : Duration.max(backoff, retryAfter)
+            if (options.onRetry !== undefined) {
+              yield* options.onRetry({ notification, attempt, failure, delay })
+            }
+            yield* Effect.sleep(delay)
+            yield* limiter.acquire
+            return yield* attemptFrom(attempt + 1)
+          }))
+      )
+
+    return yield* attemptFrom(1)
+  })
+
+/** Claims a start from the `RateLimiter`, then sends with retries. */
+export const send = (
+  notification: Notification,
+  options: SendPolicyOptions
+): Effect.Effect<Sent, SendFailed | StorageUnavailable, Notifier | RateLimiter> =>
+  Effect.zipRight(
+    Effect.flatMap(RateLimiter, (limiter) => limiter.acquire),
+    attemptThenRetry(notification, options)
+  )
