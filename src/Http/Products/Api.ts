@@ -1,0 +1,71 @@
+import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import { Schema } from "effect"
+import { ProductNotFound } from "../../Domain/Errors.js"
+import { ProductId } from "../../Domain/Ids.js"
+import { Product, ProductUpsert, Stock } from "../../Domain/Product.js"
+import { Round } from "../../Domain/Round.js"
+import { AdminAuth } from "../Auth.js"
+import { ProductPageParams, productIdParam } from "../Params.js"
+
+/** `PUT /admin/products/{productId}/stock`. */
+export class SetStock extends Schema.Class<SetStock>("SetStock")({
+  stock: Stock
+}) {}
+
+/** `POST /admin/products/{productId}/stock/adjustments`: a sale (`-1`) or a delivery (`+20`). */
+export class StockAdjustment extends Schema.Class<StockAdjustment>("StockAdjustment")({
+  delta: Schema.Int.pipe(Schema.between(-2_147_483_647, 2_147_483_647))
+}) {}
+
+/** A product as the operator console lists it. */
+export class ProductSummary extends Schema.Class<ProductSummary>("ProductSummary")({
+  ...Product.fields,
+  activeSubscribers: Schema.NonNegativeInt,
+  latestRound: Schema.NullOr(Round)
+}) {}
+
+export class ProductPage extends Schema.Class<ProductPage>("ProductPage")({
+  items: Schema.Array(ProductSummary),
+  /** Pass as `afterId` for the next page; `null` at the end. */
+  nextAfterId: Schema.NullOr(ProductId)
+}) {}
+
+export class ProductsApi extends HttpApiGroup.make("products")
+  .add(
+    HttpApiEndpoint.get("getProduct")`/products/${productIdParam}`
+      .addSuccess(Product)
+      .addError(ProductNotFound)
+      .annotate(OpenApi.Summary, "A product and its stock (public)")
+  )
+  .add(
+    HttpApiEndpoint.put("upsertProduct")`/admin/products/${productIdParam}`
+      .setPayload(ProductUpsert)
+      .addSuccess(Product)
+      .middleware(AdminAuth)
+      .annotate(OpenApi.Summary, "Create a product, or update its name and stock")
+  )
+  .add(
+    HttpApiEndpoint.get("listProducts", "/admin/products")
+      .setUrlParams(ProductPageParams)
+      .addSuccess(ProductPage)
+      .middleware(AdminAuth)
+      .annotate(OpenApi.Summary, "Products by id, with their active subscribers and latest round")
+  )
+  .add(
+    HttpApiEndpoint.put("setStock")`/admin/products/${productIdParam}/stock`
+      .setPayload(SetStock)
+      .addSuccess(Product)
+      .addError(ProductNotFound)
+      .middleware(AdminAuth)
+      .annotate(OpenApi.Summary, "Set the stock")
+  )
+  .add(
+    HttpApiEndpoint.post("adjustStock")`/admin/products/${productIdParam}/stock/adjustments`
+      .setPayload(StockAdjustment)
+      .addSuccess(Product)
+      .addError(ProductNotFound)
+      .middleware(AdminAuth)
+      .annotate(OpenApi.Summary, "Add to the stock atomically (never below 0)")
+  )
+  .annotate(OpenApi.Title, "Products")
+{}

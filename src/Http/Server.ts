@@ -1,0 +1,75 @@
+/**
+ * The HTTP edge assembled: the API's handlers, its middleware, `/openapi.json`
+ * and `/docs`, and a Node server to serve them.
+ *
+ * Built against the ports only (`Repo`, `StockCache`, `DeliveryFeed`,
+ * `Restock`) and `AuthConfig`; `Layers.ts` / `main.ts` choose the adapters.
+ */
+import { HttpApiBuilder, HttpApiSwagger, HttpMiddleware, HttpServer } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Duration, Effect, Layer } from "effect"
+import { createServer } from "node:http"
+import { Api } from "./Api.js"
+import { AuthLive } from "./Auth.js"
+import { HttpHealthLive } from "./Health/Http.js"
+import { HttpProductsLive } from "./Products/Http.js"
+import { requestGuard } from "./RequestGuard.js"
+import { HttpRoundsLive } from "./Rounds/Http.js"
+import { SseLifetime } from "./Sse.js"
+import { HttpSubscriptionsLive } from "./Subscriptions/Http.js"
+import { HttpUsersLive } from "./Users/Http.js"
+
+/** Every endpoint of the API with its handler. */
+export const ApiLive = HttpApiBuilder.api(Api).pipe(
+  Layer.provide([HttpHealthLive, HttpProductsLive, HttpRoundsLive, HttpSubscriptionsLive, HttpUsersLive]),
+  Layer.provide([AuthLive, SseLifetime.layer])
+)
+
+/**
+ * Routes served beside the API, on the same router (so the request guard
+ * answers for them too): the documentation now; the console (`GET /`) and
+ * `GET /metrics` join them here, as layers built with
+ * `HttpApiBuilder.Router.use((router) => router.get(...))`.
+ */
+export const ExtraRoutesLive = Layer.mergeAll(
+  HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" }),
+  // Swagger UI, bundled with @effect/platform: the page loads nothing from a CDN.
+  HttpApiSwagger.layer({ path: "/docs" })
+)
+
+/** The edge, served by whatever `HttpServer` is provided. */
+export const HttpLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
+  Layer.provide(ExtraRoutesLive),
+  Layer.provide(HttpApiBuilder.middleware(Api, requestGuard)),
+  Layer.provide(ApiLive)
+)
+
+export interface ServeOptions {
+  readonly host: string
+  readonly port: number
+  /** After shutdown begins, connections still open this long later are cut. */
+  readonly shutdownGrace?: Duration.DurationInput | undefined
+}
+
+/**
+ * The edge on `host:port`, with Node. Shutdown: the SSE streams end (their
+ * lifetime is released with the API), the server stops accepting and closes
+ * idle connections, and whatever is still open after `shutdownGrace` (a
+ * request that arrived on a kept-alive connection as the listener went away)
+ * is cut, so the process exits in bounded time.
+ */
+export const serve = (options: ServeOptions) =>
+  Layer.unwrapEffect(Effect.sync(() => {
+    const server = createServer()
+    const cutAfterGrace = Layer.scopedDiscard(Effect.addFinalizer(() =>
+      Effect.sleep(Duration.decode(options.shutdownGrace ?? "5 seconds")).pipe(
+        Effect.andThen(Effect.sync(() => server.closeAllConnections())),
+        Effect.forkDaemon
+      )
+    ))
+    return HttpLive.pipe(
+      Layer.provide(cutAfterGrace),
+      HttpServer.withLogAddress,
+      Layer.provide(NodeHttpServer.layer(() => server, { host: options.host, port: options.port }))
+    )
+  }))

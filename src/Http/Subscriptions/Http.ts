@@ -1,0 +1,15 @@
+import { HttpApiBuilder } from "@effect/platform"
+import { Effect } from "effect"
+import { Repo } from "../../Repo/Repo.js"
+import { Api } from "../Api.js"
+import { requireActingFor } from "../Auth.js"
+
+export const HttpSubscriptionsLive = HttpApiBuilder.group(Api, "subscriptions", (handlers) =>
+  Effect.gen(function*() {
+    const repo = yield* Repo
+    return handlers
+      .handle("subscribe", ({ path }) =>
+        Effect.zipRight(requireActingFor(path.userId), repo.subscribe(path.productId, path.userId)))
+      .handle("unsubscribe", ({ path }) =>
+        Effect.zipRight(requireActingFor(path.userId), repo.unsubscribe(path.productId, path.userId)))
+  }))

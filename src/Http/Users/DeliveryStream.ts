@@ -1,0 +1,128 @@
+/**
+ * The deliveries one SSE connection of a user receives: those it missed since
+ * `Last-Event-ID`, replayed from the database, then the live ones, with no gap
+ * and no duplicate.
+ *
+ * No gap: the live subscription is in place *before* the replay queries run,
+ * so a delivery committed at any moment is either read by the replay or
+ * published to the subscription (deliveries are published after commit).
+ * No duplicate: a delivery can be both (committed during the replay); the live
+ * side skips what the replay already sent.
+ */
+import { Effect, ExecutionStrategy, Exit, Mailbox, Scope, Stream } from "effect"
+import type { Delivery } from "../../Domain/Delivery.js"
+import type { StorageUnavailable } from "../../Domain/Errors.js"
+import type { DeliveryId, UserId } from "../../Domain/Ids.js"
+import { DeliveryFeed, FeedOverflow } from "../../Notifier/Feed.js"
+import { Repo } from "../../Repo/Repo.js"
+import { SseConfig } from "../Sse.js"
+
+/**
+ * The ids a reconnecting client has seen: everything up to `floor`, and the
+ * last `capacity` ids of the replay. A live delivery that duplicates the
+ * replay was committed while the replay ran, so it sits among the newest
+ * replayed ids, and there can be no more of them than the subscription buffer
+ * holds (the connection is dropped past that). Keeping exactly those, rather
+ * than "every id up to the highest sent", still lets through a delivery that
+ * committed late with a lower id (two rounds of one user committing out of
+ * order), and bounds memory whatever the length of the replay.
+ */
+export class SentIds {
+  private floor: number
+  private readonly recent = new Set<number>()
+  private readonly ring: Array<number>
+  private next = 0
+
+  constructor(lastEventId: number, private readonly capacity: number) {
+    this.floor = lastEventId
+    this.ring = new Array<number>(capacity)
+  }
+
+  add(id: number): void {
+    if (this.recent.size === this.capacity) {
+      const evicted = this.ring[this.next]!
+      this.recent.delete(evicted)
+      if (evicted > this.floor) this.floor = evicted
+    }
+    this.ring[this.next] = id
+    this.next = (this.next + 1) % this.capacity
+    this.recent.add(id)
+  }
+
+  has(id: number): boolean {
+    return id <= this.floor || this.recent.has(id)
+  }
+}
+
+export interface DeliveryStreamOptions {
+  /** Replay deliveries with a greater id first (`0`: all of them); `null`: live only. */
+  readonly lastEventId: DeliveryId | 0 | null
+  /** Runs when the client fell more than the buffer behind; the stream then ends. */
+  readonly onOverflow: Effect.Effect<void>
+}
+
+/**
+ * Subscribes (in the current scope) and returns the connection's deliveries.
+ * Fails with `StorageUnavailable` only if the subscription cannot be made, so
+ * the caller can still answer with an error status. The stream ends when the
+ * client falls behind (after `onOverflow`) or storage fails mid-stream; what
+ * the connection holds is released then, or when the scope closes.
+ */
+export const userDeliveries = (
+  userId: UserId,
+  options: DeliveryStreamOptions
+): Effect.Effect<Stream.Stream<Delivery>, StorageUnavailable, DeliveryFeed | Repo | Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = yield* SseConfig
+    const feed = yield* DeliveryFeed
+    const repo = yield* Repo
+    const connectionScope = yield* Effect.scope
+    // Released as soon as the stream ends, even while a stalled client keeps
+    // the request itself open.
+    const subscriptionScope = yield* Scope.fork(connectionScope, ExecutionStrategy.sequential)
+    const live = yield* feed.subscribe(userId, { bufferSize: config.bufferSize }).pipe(
+      Scope.extend(subscriptionScope),
+      Effect.onError(() => Scope.close(subscriptionScope, Exit.void))
+    )
+    // Events not yet written to the client: the bounded buffer of the connection.
+    const outbox = yield* Mailbox.make<Delivery>(config.bufferSize)
+    const sent = new SentIds(options.lastEventId ?? 0, config.bufferSize)
+
+    const replay = (afterId: number): Effect.Effect<void, StorageUnavailable> =>
+      Effect.gen(function*() {
+        const page = yield* repo.deliveriesOfUser(userId, {
+          afterId: afterId as DeliveryId,
+          limit: config.replayPageSize
+        })
+        // Waits while the client catches up: the replay is read at its pace.
+        yield* outbox.offerAll(page)
+        for (const delivery of page) sent.add(delivery.id)
+        if (page.length === config.replayPageSize) yield* replay(page[page.length - 1]!.id)
+      })
+
+    const forwardLive = Stream.runForEach(live, (delivery) =>
+      sent.has(delivery.id) || outbox.unsafeOffer(delivery)
+        ? Effect.void
+        : Effect.fail(new FeedOverflow({ bufferSize: config.bufferSize })))
+
+    yield* (options.lastEventId === null ? forwardLive : Effect.zipRight(replay(options.lastEventId), forwardLive))
+      .pipe(
+        Effect.catchTags({
+          FeedOverflow: () =>
+            Effect.zipRight(
+              Effect.logInfo("SSE client fell behind its buffer: dropped").pipe(
+                Effect.annotateLogs({ userId, bufferSize: config.bufferSize })
+              ),
+              options.onOverflow
+            ),
+          StorageUnavailable: (error) =>
+            Effect.logWarning("SSE stream ended: storage unavailable").pipe(
+              Effect.annotateLogs({ userId, error: error.message })
+            )
+        }),
+        Effect.ensuring(Effect.zipRight(Scope.close(subscriptionScope, Exit.void), outbox.end)),
+        Effect.forkIn(connectionScope)
+      )
+
+    return Mailbox.toStream(outbox)
+  })

@@ -1,0 +1,46 @@
+import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
+import { Clock, Duration, Effect, Schema, Stream } from "effect"
+import { Repo } from "../../Repo/Repo.js"
+import { DeliveryFeed } from "../../Notifier/Feed.js"
+import { Api } from "../Api.js"
+import { Authenticator, requireActingFor } from "../Auth.js"
+import * as Sse from "../Sse.js"
+import { RestockEvent, UserToken } from "./Api.js"
+import { userDeliveries } from "./DeliveryStream.js"
+
+const encodeRestockEvent = Schema.encodeSync(RestockEvent)
+
+/** Completes at `deadline`, through `Clock`. */
+const sleepUntil = (deadline: Date) =>
+  Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sleep(Duration.millis(Math.max(0, deadline.getTime() - now))))
+
+export const HttpUsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
+  Effect.gen(function*() {
+    const authenticator = yield* Authenticator
+    const feed = yield* DeliveryFeed
+    const repo = yield* Repo
+    const lifetime = yield* Sse.SseLifetime
+    return handlers
+      .handle("mintToken", ({ path, payload }) =>
+        authenticator.mint(
+          path.userId,
+          payload?.ttlSeconds === undefined ? undefined : Duration.seconds(payload.ttlSeconds)
+        ).pipe(Effect.map((minted) => new UserToken(minted))))
+      .handle("notifications", ({ headers, path, request, urlParams }) =>
+        Effect.gen(function*() {
+          const principal = yield* requireActingFor(path.userId)
+          // EventSource resends its original URL on reconnect, with a newer
+          // `Last-Event-ID` header: the header is the fresher of the two.
+          const lastEventId = headers["last-event-id"] ?? urlParams.lastEventId ?? null
+          const deliveries = yield* userDeliveries(path.userId, {
+            lastEventId: lastEventId as Parameters<typeof userDeliveries>[1]["lastEventId"],
+            onOverflow: Effect.provideService(Sse.dropConnection, HttpServerRequest.HttpServerRequest, request)
+          }).pipe(Effect.provideService(DeliveryFeed, feed), Effect.provideService(Repo, repo))
+          const events = deliveries.pipe(
+            Stream.map((delivery) => Sse.encodeEvent("restock", encodeRestockEvent(delivery), delivery.id)),
+            // A user's stream never outlives the token that opened it.
+            principal._tag === "User" ? Stream.interruptWhen(sleepUntil(principal.expiresAt)) : (stream) => stream
+          )
+          return yield* Sse.response(events).pipe(Effect.provideService(Sse.SseLifetime, lifetime))
+        }))
+  }))
