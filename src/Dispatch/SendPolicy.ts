@@ -66,7 +66,8 @@ export const nominalBackoff = (retry: number): Duration.Duration =>
 
 const jitteredBackoff = (retry: number): Effect.Effect<Duration.Duration> => {
   const nominal = Duration.toMillis(nominalBackoff(retry))
-  return Effect.map(Random.next, (fraction) => Duration.millis(nominal / 2 + (nominal / 2) * fraction))
+  // Whole milliseconds: fractions below that buy nothing and blur virtual-time tests.
+  return Effect.map(Random.next, (fraction) => Duration.millis(Math.round(nominal / 2 + (nominal / 2) * fraction)))
 }
 
 const plural = (count: number) => (count === 1 ? "1 attempt" : `${count} attempts`)
