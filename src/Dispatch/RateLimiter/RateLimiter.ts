@@ -30,3 +30,37 @@ export const spacingMicros = (limitPerSecond: number, margin: number): number =>
 
 /** 1 %: 495/s at the default limit, tolerating 10 ms of arrival jitter per second. */
 export const defaultMargin = 0.01
+
+/**
+ * How late after its slot a start may be taken, in microseconds: half of
+ * what the margin leaves over one second (≈ 5 ms at the default margin), the
+ * other half being left for the way to the receiver.
+ */
+export const latenessToleranceMicros = (limitPerSecond: number, spacing: number): number =>
+  Math.max(0, Math.floor((limitPerSecond * spacing - 1_000_000) / 2))
+
+/** Reservations one `acquire` makes at most before it starts however late it woke (no livelock under load). */
+export const maxReservationsPerAcquire = 3
+
+/**
+ * Decides, for a fiber that woke for its slot, whether it may start now or
+ * must give the slot up and reserve another.
+ *
+ * Fibers whose slots passed during an event-loop stall all wake together
+ * after it, and would start in a bunch with the on-time starts after them:
+ * more than the limit in one sliding second. Starts within the tolerance of
+ * their slots never add up to that, and neither does one start later than
+ * that per second (the margin leaves room for exactly one); any other late
+ * fiber reserves again. A slot given up is wasted, so a fiber that is merely
+ * late on its own costs nothing.
+ */
+export const makeLateStartGuard = (limitPerSecond: number, spacing: number) => {
+  const tolerance = latenessToleranceMicros(limitPerSecond, spacing)
+  let lastLateStart = Number.NEGATIVE_INFINITY
+  return (slotMicros: number, nowMicros: number, reservation: number): boolean => {
+    if (nowMicros - slotMicros <= tolerance || reservation >= maxReservationsPerAcquire) return true
+    if (nowMicros - lastLateStart < 1_000_000) return false
+    lastLateStart = nowMicros
+    return true
+  }
+}

@@ -1,0 +1,71 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { defaultMargin, spacingMicros } from "../../src/Dispatch/RateLimiter/RateLimiter.js"
+import * as RedisRateLimiter from "../../src/Dispatch/RateLimiter/Redis.js"
+import { RedisConnection } from "../../src/Redis.js"
+import { rateLimiterContract } from "../contracts/RateLimiter.contract.js"
+import * as TestRedis from "../support/Redis.js"
+
+rateLimiterContract("Redis, one connection per process", {
+  makeShared: (limitPerSecond, processes) =>
+    Effect.gen(function*() {
+      const prefix = TestRedis.randomPrefix()
+      yield* TestRedis.cleanUpOnClose(prefix)
+      return yield* Effect.forEach(Array.from({ length: processes }), () =>
+        Effect.flatMap(TestRedis.connection(prefix), (redis) =>
+          RedisRateLimiter.make({ limitPerSecond }).pipe(Effect.provideService(RedisConnection, redis))))
+    })
+})
+
+/** A connection under a prefix of its own, whose keys are deleted afterwards. */
+const freshConnection = Effect.gen(function*() {
+  const prefix = TestRedis.randomPrefix()
+  yield* TestRedis.cleanUpOnClose(prefix)
+  return { redis: yield* TestRedis.connection(prefix), prefix }
+})
+
+describe("Redis RateLimiter reservation script", () => {
+  it.scopedLive("back-to-back reservations get slots exactly one spacing apart, on Redis' clock", () =>
+    Effect.gen(function*() {
+      const { redis } = yield* freshConnection
+      const spacing = spacingMicros(200, defaultMargin) // 5,051 µs
+      const reservations = yield* Effect.forEach(
+        Array.from({ length: 50 }),
+        () => RedisRateLimiter.reserveSlot(redis, spacing)
+      )
+
+      // The first comes at once; the next 49 queue behind it (50 calls take far less than 49 spacings).
+      expect(reservations[0]!.waitMicros).toBe(0)
+      for (let i = 1; i < reservations.length; i++) {
+        expect(reservations[i]!.slotMicros - reservations[i - 1]!.slotMicros).toBe(spacing)
+        expect(reservations[i]!.waitMicros).toBeGreaterThan(0)
+      }
+      // Each wait is its slot minus Redis' now, which only moves forward.
+      const nows = reservations.map((r) => r.slotMicros - r.waitMicros)
+      expect([...nows].sort((a, b) => a - b)).toEqual(nows)
+    }))
+
+  it.scopedLive("the schedule key expires by itself about a second after the last reserved slot", () =>
+    Effect.gen(function*() {
+      const { prefix, redis } = yield* freshConnection
+      yield* RedisRateLimiter.reserveSlot(redis, 5_000)
+      const ttl = yield* redis.use("PTTL", (client) => client.pttl(`${prefix}ratelimit:tat`))
+      expect(ttl).toBeGreaterThan(900)
+      expect(ttl).toBeLessThanOrEqual(1_006)
+    }))
+
+  it.scopedLive("after an idle spell the next reservation starts now, not in the past (no stored-up burst)", () =>
+    Effect.gen(function*() {
+      const { redis } = yield* freshConnection
+      yield* Effect.sleep("50 millis")
+      const first = yield* RedisRateLimiter.reserveSlot(redis, 10_000)
+      yield* Effect.sleep("100 millis")
+      const afterIdle = yield* RedisRateLimiter.reserveSlot(redis, 10_000)
+      const next = yield* RedisRateLimiter.reserveSlot(redis, 10_000)
+
+      expect(afterIdle.waitMicros).toBe(0)
+      expect(afterIdle.slotMicros - first.slotMicros).toBeGreaterThanOrEqual(100_000)
+      expect(next.slotMicros - afterIdle.slotMicros).toBe(10_000)
+      expect(next.waitMicros).toBeGreaterThan(9_000)
+    }))
+})
