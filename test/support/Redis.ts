@@ -7,6 +7,7 @@
  * deleted when the test's scope closes.
  */
 import { randomUUID } from "node:crypto"
+import * as net from "node:net"
 import { Context, Effect, Layer, Redacted, type Scope } from "effect"
 import { Redis } from "ioredis"
 import * as RedisConnection from "../../src/Redis.js"
@@ -111,3 +112,54 @@ export const layer: Layer.Layer<RedisConnection.RedisConnection | TestPrefix> = 
     return Context.make(TestPrefix, prefix).pipe(Context.add(RedisConnection.RedisConnection, redis))
   })
 )
+
+/**
+ * A TCP proxy in front of the test Redis that can cut every connection and
+ * refuse new ones (`cut`) until `restore`: Redis going away and coming back,
+ * as one process sees it, without touching the shared server.
+ */
+export interface RedisProxy {
+  readonly url: Redacted.Redacted<URL>
+  readonly cut: Effect.Effect<void>
+  readonly restore: Effect.Effect<void>
+}
+
+export const proxy: Effect.Effect<RedisProxy, never, Scope.Scope> = Effect.gen(function*() {
+  const upstream = Redacted.value(yield* url)
+  let up = true
+  const sockets = new Set<net.Socket>()
+  const track = (socket: net.Socket) => {
+    sockets.add(socket)
+    socket.on("close", () => sockets.delete(socket))
+    socket.on("error", () => socket.destroy())
+  }
+  const server = net.createServer((client) => {
+    track(client)
+    if (!up) return client.destroy()
+    const target = net.connect(Number(upstream.port || 6379), upstream.hostname)
+    track(target)
+    client.pipe(target).pipe(client)
+    client.on("close", () => target.destroy())
+    target.on("close", () => client.destroy())
+  })
+  const port = yield* Effect.acquireRelease(
+    Effect.async<number>((resume) => {
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed((server.address() as net.AddressInfo).port)))
+    }),
+    () =>
+      Effect.async<void>((resume) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resume(Effect.void))
+      })
+  )
+  return {
+    url: Redacted.make(new URL(`redis://127.0.0.1:${port}`)),
+    cut: Effect.sync(() => {
+      up = false
+      for (const socket of sockets) socket.destroy()
+    }),
+    restore: Effect.sync(() => {
+      up = true
+    })
+  }
+})

@@ -1,0 +1,66 @@
+/**
+ * The `DeliveryFeed` across processes: each published batch goes out as one
+ * JSON message on the channel `<prefix>deliveries`, and every process
+ * subscribes to it once and routes what arrives to its own listeners (the
+ * in-process hub), so a listener on any process sees deliveries sent from
+ * any process, in the order they were published.
+ *
+ * Redis pub/sub keeps nothing for a subscriber that is away: while the
+ * subscriber connection is down, live streams are ended (their clients
+ * reconnect and replay the gap from the database by `Last-Event-ID`) and new
+ * ones are refused with `StorageUnavailable` until the channel is subscribed
+ * again.
+ */
+import { Effect, Either, Layer, Runtime, Schema } from "effect"
+import { Delivery } from "../Domain/Delivery.js"
+import { StorageUnavailable } from "../Domain/Errors.js"
+import { RedisConnection } from "../Redis.js"
+import { DeliveryFeed, type DeliveryFeedShape } from "./Feed.js"
+import { makeHub } from "./FeedMemory.js"
+
+/** The message on `<prefix>deliveries`: a JSON array of encoded `Delivery`. */
+export const DeliveryBatchJson = Schema.parseJson(Schema.Array(Delivery))
+
+export const channelOf = (keyPrefix: string): string => `${keyPrefix}deliveries`
+
+export const make = Effect.gen(function*() {
+  const redis = yield* RedisConnection
+  const channel = channelOf(redis.keyPrefix)
+  const hub = makeHub()
+  const decode = Schema.decodeUnknownEither(DeliveryBatchJson)
+  const encode = Schema.encodeSync(DeliveryBatchJson)
+  const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+
+  const subscription = yield* redis.subscribe(channel, {
+    onMessage: (message) =>
+      Either.match(decode(message), {
+        onRight: hub.publish,
+        onLeft: (error) =>
+          runFork(Effect.logWarning(`ignored a malformed message on ${channel}`, error.message))
+      }),
+    onLost: () => hub.end()
+  })
+
+  const publish: DeliveryFeedShape["publish"] = (deliveries) =>
+    deliveries.length === 0 ? Effect.void : redis.use("PUBLISH", (client) => client.publish(channel, encode(deliveries))).pipe(
+      Effect.asVoid,
+      // The records are committed: the users' listeners here may have missed
+      // these, so end their streams and let them replay from the database.
+      Effect.catchAll((error) =>
+        Effect.zipRight(
+          Effect.logWarning("live deliveries not published; listeners of this process will replay them", error.message),
+          Effect.sync(() => hub.end(deliveries.map((delivery) => delivery.userId)))
+        )
+      )
+    )
+
+  const subscribe: DeliveryFeedShape["subscribe"] = (userId, options) =>
+    Effect.flatMap(subscription.isLive, (live) =>
+      live
+        ? hub.subscribe(userId, options)
+        : Effect.fail(new StorageUnavailable({ message: `Redis pub/sub on ${channel} is reconnecting` })))
+
+  return { publish, subscribe, hub } satisfies DeliveryFeedShape & { readonly hub: unknown }
+})
+
+export const layer: Layer.Layer<DeliveryFeed, StorageUnavailable, RedisConnection> = Layer.scoped(DeliveryFeed, make)
