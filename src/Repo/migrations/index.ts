@@ -1,0 +1,10 @@
+/**
+ * Every migration, in order. Imported statically (not discovered on disk) so
+ * that they run the same from source and from a build.
+ */
+import { Migrator } from "@effect/sql"
+import createTables from "./0001_create_tables.js"
+
+export const loader = Migrator.fromRecord({
+  "0001_create_tables": createTables
+})
