@@ -50,6 +50,8 @@ export interface Dialect {
   readonly affectedRows: (result: unknown) => number
   /** A unique index refused a row. */
   readonly isDuplicateKey: (error: SqlError.SqlError) => boolean
+  /** The server rolled the transaction back to break a deadlock: running it again is the cure. */
+  readonly isDeadlock: (error: SqlError.SqlError) => boolean
 }
 
 /** The unique column that allows one `IN_PROGRESS` round per product. */
@@ -77,6 +79,10 @@ const mysql = (sql: SqlClient.SqlClient, options: { readonly insertReturning: bo
   isDuplicateKey: (error) => {
     const cause = causeOf(error)
     return cause.code === "ER_DUP_ENTRY" || cause.errno === 1062
+  },
+  isDeadlock: (error) => {
+    const cause = causeOf(error)
+    return cause.code === "ER_LOCK_DEADLOCK" || cause.errno === 1213
   }
 })
 
@@ -99,7 +105,9 @@ const sqlite = (sql: SqlClient.SqlClient, options: { readonly insertReturning: b
   isDuplicateKey: (error) => {
     const code = causeOf(error).code
     return code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY"
-  }
+  },
+  // One writer at a time: SQLite waits for the lock (busy timeout) rather than deadlocking.
+  isDeadlock: () => false
 })
 
 /**

@@ -182,6 +182,18 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
     const queries = hotPathQueries(sql)
     const at = dialect.timestamp
 
+    /**
+     * Runs `self` in a transaction, again (a few times) when the server chose
+     * it as a deadlock victim: every transaction here can simply be rerun.
+     */
+    const transaction = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      sql.withTransaction(self).pipe(
+        Effect.retry({
+          times: 3,
+          while: (error) => error instanceof SqlError.SqlError && dialect.isDeadlock(error)
+        })
+      )
+
     // ---- reads shared by several methods
 
     const findProduct = (id: ProductId) =>
@@ -371,7 +383,7 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
         )
 
     const openRound: RepoShape["openRound"] = (productId, lease, now) =>
-      sql.withTransaction(
+      transaction(
         Effect.gen(function*() {
           // The row lock taken here queues concurrent openers of one product behind each other.
           const bumped = yield* sql`UPDATE product SET restock_round = restock_round + 1, updated_at = ${at(now)}
@@ -420,7 +432,7 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
       )
 
     const reopenRound: RepoShape["reopenRound"] = (productId, lease, now) =>
-      sql.withTransaction(
+      transaction(
         Effect.gen(function*() {
           // Locking the product row serialises this with `openRound`, so "latest" stays latest.
           const [product] = yield* sql`SELECT restock_round AS restockRound FROM product WHERE id = ${productId} ${dialect.forUpdate}`
@@ -501,7 +513,7 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
       })
 
     const recordDeliveries: RepoShape["recordDeliveries"] = (productId, restockRound, owner, batch) =>
-      sql.withTransaction(
+      transaction(
         Effect.gen(function*() {
           // The fence goes first: it locks the round row until commit, so the
           // lease cannot change hands between this check and the inserts.
@@ -544,7 +556,7 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
       ).pipe(orUnavailable("recordDeliveries"))
 
     const finishRound: RepoShape["finishRound"] = (productId, restockRound, owner, outcome) =>
-      sql.withTransaction(
+      transaction(
         Effect.gen(function*() {
           const finished = yield* sql`UPDATE product_notification_history
             SET status = ${outcome.status}, error = ${outcome.error}, finished_at = ${at(outcome.now)},

@@ -1,15 +1,17 @@
 /**
- * The hot-path queries use an index on MySQL/MariaDB (SPEC §2): each is
- * `EXPLAIN`ed, as the adapter builds it, over a few thousand rows so that the
- * optimizer's choice means something, and no table may be read whole
- * (`type` `ALL`, or `index`: every entry of an index) or without a key.
+ * The hot-path queries use an index (SPEC §2): each is `EXPLAIN`ed, as the
+ * adapter builds it. On MySQL/MariaDB over a few thousand rows, so that the
+ * optimizer's choice means something, and no table may be read whole (`type`
+ * `ALL`, or `index`: every entry of an index) or without a key. On SQLite,
+ * every table is searched through an index, never scanned.
  */
 import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Effect } from "effect"
 import type { Statement } from "@effect/sql"
+import { dialectOf } from "../../src/Repo/Dialect.js"
 import { hotPathQueries } from "../../src/Repo/Sql.js"
-import { layerMysql } from "../support/Mysql.js"
+import { layerMysql, layerSqlite } from "../support/Mysql.js"
 
 interface PlanRow {
   readonly table: string | null
@@ -35,12 +37,14 @@ const expectIndexed = (plan: ReadonlyArray<PlanRow>, expectedKeys: Record<string
   expect(keys).toMatchObject(expectedKeys)
 }
 
-const t = new Date(Date.UTC(2031, 0, 1))
+const seededAt = new Date(Date.UTC(2031, 0, 1))
 const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i)
 
 /** 2,000 products, 5,000 subscriptions of three of them (some inactive), 3,500 delivery records over three rounds. */
 const seed = Effect.gen(function*() {
   const sql = yield* SqlClient.SqlClient
+  const dialect = dialectOf(sql)
+  const t = dialect.timestamp(seededAt)
   yield* sql`INSERT INTO product ${
     sql.insert(range(1, 2_000).map((id) => ({
       id,
@@ -78,7 +82,7 @@ const seed = Effect.gen(function*() {
     }`
   }
   for (const table of ["product", "product_user_notification", "product_user_notification_history"]) {
-    yield* sql.unsafe(`ANALYZE TABLE ${table}`)
+    yield* sql.unsafe(dialect.name === "mysql" ? `ANALYZE TABLE ${table}` : `ANALYZE ${table}`)
   }
 })
 
@@ -102,5 +106,27 @@ layer(layerMysql, { excludeTestServices: true, timeout: "180 seconds" })("hot-pa
 
       const readBack = yield* explain(queries.recordedDeliveries(1, 1, range(1_001, 500)))
       expectIndexed(readBack, { h: "uq_delivery" })
+    }))
+})
+
+layer(layerSqlite, { excludeTestServices: true })("hot-path queries on SQLite use an index", (it) => {
+  it.effect("every plan searches, none scans", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* seed
+      const queries = hotPathQueries(sql)
+      const plans = {
+        pending: queries.pendingSubscribers(1, 2, 100, 500),
+        recipients: queries.recipients(1, 1, 1_000, 100),
+        deliveriesOfUser: queries.deliveriesOfUser(42, 0, 100),
+        readBack: queries.recordedDeliveries(1, 1, range(1_001, 500))
+      }
+      for (const [name, statement] of Object.entries(plans)) {
+        const [text, params] = statement.compile()
+        const steps = (yield* sql.unsafe<{ detail: string }>(`EXPLAIN QUERY PLAN ${text}`, params)).map((row) => row.detail)
+        const reads = steps.filter((step) => /^(SCAN|SEARCH) /.test(step))
+        expect(reads.length, `${name}: ${steps.join(" | ")}`).toBeGreaterThan(0)
+        for (const step of reads) expect(step, `${name}: ${steps.join(" | ")}`).toMatch(/^SEARCH \w+ USING (COVERING )?(INDEX|INTEGER PRIMARY KEY)/)
+      }
     }))
 })
