@@ -94,6 +94,25 @@ const connectionOptions = (options: Options) => ({
 
 const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
 
+/**
+ * Runs a script by EVALSHA, and by EVAL when the server has not cached it
+ * (first use, or after a restart). The command is written to the connection
+ * synchronously, before this returns: callers can rely on the order of issue.
+ */
+export const evalScript = async (
+  client: Redis,
+  script: LuaScript,
+  keys: ReadonlyArray<string>,
+  args: ReadonlyArray<string | number>
+): Promise<unknown> => {
+  try {
+    return await client.evalsha(script.sha1, keys.length, ...keys, ...args)
+  } catch (error) {
+    if (!isNoScript(error)) throw error
+    return await client.eval(script.lua, keys.length, ...keys, ...args)
+  }
+}
+
 /** Connects (bounded by the connect timeout), or fails with `StorageUnavailable`. */
 const connect = (url: URL, name: string, options: Options): Effect.Effect<Redis, StorageUnavailable, Scope.Scope> =>
   Effect.acquireRelease(
@@ -137,14 +156,7 @@ export const make = (
       keys: ReadonlyArray<string>,
       args: ReadonlyArray<string | number>
     ) =>
-      use(what, async (redis) => {
-        try {
-          return await redis.evalsha(script.sha1, keys.length, ...keys, ...args)
-        } catch (error) {
-          if (!isNoScript(error)) throw error
-          return await redis.eval(script.lua, keys.length, ...keys, ...args)
-        }
-      })
+      use(what, (redis) => evalScript(redis, script, keys, args))
 
     // ---- the subscriber connection: one 'message' listener routing by channel
     const handlersByChannel = new Map<string, Set<ChannelHandlers>>()
