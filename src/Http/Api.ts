@@ -6,12 +6,28 @@
  */
 import { HttpApi, OpenApi } from "@effect/platform"
 import { StorageUnavailable } from "../Domain/Errors.js"
-import { BadRequest, PayloadTooLarge } from "./Errors.js"
+import { BadRequest, PayloadTooLarge, UnsupportedMediaType } from "./Errors.js"
 import { HealthApi } from "./Health/Api.js"
 import { ProductsApi } from "./Products/Api.js"
 import { RoundsApi } from "./Rounds/Api.js"
 import { SubscriptionsApi } from "./Subscriptions/Api.js"
 import { UsersApi } from "./Users/Api.js"
+
+/**
+ * A body whose schema admits `null` may be left out (it is read as `null`),
+ * which the generator cannot tell: say so in the spec.
+ */
+function optionalNullableBodies(spec: Record<string, any>): Record<string, any> {
+  for (const operations of Object.values<Record<string, any>>(spec.paths ?? {})) {
+    for (const operation of Object.values<any>(operations)) {
+      const schema = operation?.requestBody?.content?.["application/json"]?.schema
+      if (Array.isArray(schema?.anyOf) && schema.anyOf.some((branch: any) => branch?.type === "null")) {
+        operation.requestBody.required = false
+      }
+    }
+  }
+  return spec
+}
 
 export class Api extends HttpApi.make("restock")
   .add(ProductsApi)
@@ -22,6 +38,7 @@ export class Api extends HttpApi.make("restock")
   // Any endpoint can meet these: malformed input, and storage that is down.
   .addError(BadRequest)
   .addError(PayloadTooLarge)
+  .addError(UnsupportedMediaType)
   .addError(StorageUnavailable)
   .annotate(OpenApi.Title, "restock")
   .annotate(
@@ -30,4 +47,5 @@ export class Api extends HttpApi.make("restock")
       "in subscription order, at most RATE_LIMIT_PER_SECOND per second, until it sells out again. " +
       "Errors are JSON `{ _tag, message }`."
   )
+  .annotate(OpenApi.Transform, optionalNullableBodies)
 {}

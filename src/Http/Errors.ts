@@ -23,6 +23,13 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()(
   HttpApiSchema.annotations({ status: 413, description: "The request body is too large" })
 ) {}
 
+/** A body that is not JSON: every body of the API is. */
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()(
+  "UnsupportedMediaType",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 415, description: "Request bodies are JSON" })
+) {}
+
 /** No token, or one that is malformed, expired or forged. */
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
   "Unauthorized",

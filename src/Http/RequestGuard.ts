@@ -13,7 +13,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { Cause, Effect, Option, Schema } from "effect"
-import { BadRequest, InternalError, NotFound, PayloadTooLarge } from "./Errors.js"
+import { BadRequest, InternalError, NotFound, PayloadTooLarge, UnsupportedMediaType } from "./Errors.js"
 
 /** Request bodies are small JSON documents; 64 KiB is far beyond any of them. */
 export const maxBodyBytes = 64 * 1024
@@ -93,6 +93,24 @@ const answer = (cause: Cause.Cause<unknown>) =>
 
 const describeCause = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
+/**
+ * Every body of the API is JSON. Left alone, a body sent as text or form data
+ * (curl's `-d` default) would be read as such and fail the schema with a
+ * baffling message; this says what is wrong.
+ */
+const notJson = (request: HttpServerRequest.HttpServerRequest): boolean => {
+  const hasBody = Number(request.headers["content-length"] ?? "0") > 0 ||
+    request.headers["transfer-encoding"] !== undefined
+  const contentType = request.headers["content-type"]
+  return hasBody && contentType !== undefined && !/^application\/([\w.+-]+\+)?json\b/i.test(contentType.trim())
+}
+
+const unsupportedMediaType = respond(
+  UnsupportedMediaType,
+  415,
+  new UnsupportedMediaType({ message: "request bodies are JSON: send Content-Type: application/json" })
+)
+
 /** Bounds request bodies, then renders the failures above as JSON. */
 export const requestGuard = <E, R>(
   app: HttpApp.Default<E, R>
@@ -103,6 +121,7 @@ export const requestGuard = <E, R>(
     // Refused before a byte is read when the client says how much it sends;
     // a chunked body is cut off by `MaxBodySize` while it is read.
     if (declared > maxBodyBytes) return yield* tooLarge
+    if (notJson(request)) return yield* unsupportedMediaType
     return yield* app.pipe(
       HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
       Effect.catchAllCause(answer)

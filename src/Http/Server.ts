@@ -70,6 +70,6 @@ export const serve = (options: ServeOptions) =>
     return HttpLive.pipe(
       Layer.provide(cutAfterGrace),
       HttpServer.withLogAddress,
-      Layer.provide(NodeHttpServer.layer(() => server, { host: options.host, port: options.port }))
+      Layer.provideMerge(NodeHttpServer.layer(() => server, { host: options.host, port: options.port }))
     )
   }))

@@ -9,7 +9,7 @@
  * No duplicate: a delivery can be both (committed during the replay); the live
  * side skips what the replay already sent.
  */
-import { Effect, ExecutionStrategy, Exit, Mailbox, Scope, Stream } from "effect"
+import { Effect, ExecutionStrategy, Exit, Mailbox, Option, Scope, Stream } from "effect"
 import type { Delivery } from "../../Domain/Delivery.js"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
 import type { DeliveryId, UserId } from "../../Domain/Ids.js"
@@ -124,5 +124,8 @@ export const userDeliveries = (
         Effect.forkIn(connectionScope)
       )
 
-    return Mailbox.toStream(outbox)
+    // One event per pull: the writer takes the next event only once the
+    // socket took the last, so what waits for a slow client stays in the
+    // outbox, where it is counted, rather than in a chunk taken all at once.
+    return Stream.repeatEffectOption(Effect.mapError(outbox.take, () => Option.none()))
   })
