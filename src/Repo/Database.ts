@@ -106,7 +106,8 @@ const withMysqlMigrationLock = (sql: SqlClient.SqlClient) =>
     Effect.gen(function*() {
       // A named lock belongs to a connection: hold one aside for the duration.
       const connection = yield* sql.reserve
-      const lockName = "CONCAT('restock.migrations.', DATABASE())"
+      // Lock names are server-wide and at most 64 characters.
+      const lockName = "CONCAT('restock.migrations.', LEFT(DATABASE(), 44))"
       yield* Effect.acquireRelease(
         connection.executeRaw(`SELECT GET_LOCK(${lockName}, 120) AS locked`, []).pipe(
           Effect.flatMap((rows) =>
@@ -188,7 +189,8 @@ const mysqlOptions = (url: URL): MysqlClient.MysqlClientConfig => {
       extra[key] = value
     }
   }
-  const poolSize = typeof extra.connectionLimit === "number" ? extra.connectionLimit : defaultPoolSize
+  // At least two: migrating holds one connection for its lock while the migrator uses another.
+  const poolSize = typeof extra.connectionLimit === "number" ? Math.max(2, extra.connectionLimit) : defaultPoolSize
   return {
     host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
     port: url.port === "" ? 3306 : Number(url.port),
@@ -202,6 +204,7 @@ const mysqlOptions = (url: URL): MysqlClient.MysqlClientConfig => {
       connectTimeout: 5_000,
       maxPreparedStatements: 128,
       ...extra,
+      connectionLimit: poolSize,
       timezone: "Z",
       dateStrings: false,
       bigNumberStrings: false,

@@ -2,11 +2,12 @@ import { SqlClient } from "@effect/sql"
 import { expect, layer } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { ProductId, UserId } from "../../src/Domain/Ids.js"
+import * as Database from "../../src/Repo/Database.js"
 import { dialectOf } from "../../src/Repo/Dialect.js"
 import { Repo } from "../../src/Repo/Repo.js"
 import * as SqlRepo from "../../src/Repo/Sql.js"
 import { repoContract } from "../contracts/Repo.contract.js"
-import { layerMysql } from "../support/Mysql.js"
+import { freshMysqlDatabase, layerMysql } from "../support/Mysql.js"
 
 const repoOnMysql = SqlRepo.layer.pipe(Layer.provideMerge(layerMysql))
 
@@ -21,6 +22,23 @@ repoContract(
 )
 
 layer(repoOnMysql, { excludeTestServices: true, timeout: "180 seconds" })("Repo on MySQL/MariaDB", (it) => {
+  it.scoped("instances starting together on a fresh database migrate it once, and each finds the schema", () =>
+    Effect.gen(function*() {
+      const config = yield* freshMysqlDatabase
+      const countDeliveries = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql<{ n: number }>`SELECT COUNT(*) AS n FROM product_user_notification_history`)
+      const counts = yield* Effect.all(
+        Array.from({ length: 3 }, () => countDeliveries.pipe(Effect.provide(Database.layer(config)))),
+        { concurrency: "unbounded" }
+      )
+      expect(counts).toEqual([[{ n: 0 }], [{ n: 0 }], [{ n: 0 }]])
+      const migrations = yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql<{ id: number }>`SELECT migration_id AS id FROM effect_sql_migrations`).pipe(
+        Effect.provide(Database.clientLayer(config))
+      )
+      expect(migrations).toEqual([{ id: 1 }])
+    }))
+
   it.effect("stores times as UTC with milliseconds, whatever the process's time zone", () =>
     Effect.gen(function*() {
       const repo = yield* Repo

@@ -17,7 +17,7 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
 import type { SqlClient } from "@effect/sql"
 import { MysqlClient } from "@effect/sql-mysql2"
-import { Clock, Context, Effect, Layer, Redacted } from "effect"
+import { Clock, Context, Effect, Layer, Redacted, type Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import { mkdtemp, rm } from "node:fs/promises"
 import { connect } from "node:net"
@@ -106,24 +106,27 @@ const withLiveClock = <A, E, R>(layer: Layer.Layer<A, E, R>): Layer.Layer<A, E, 
     Effect.scopeWith((scope) => Layer.buildWithScope(layer, scope)).pipe(Effect.withClock(Clock.make()))
   )
 
+/** A fresh, empty MySQL/MariaDB database, dropped when the scope closes. */
+export const freshMysqlDatabase: Effect.Effect<DatabaseConfig, never, Scope.Scope> = Effect.gen(function*() {
+  const server = yield* serverUrl
+  const name = `restock_test_${randomBytes(5).toString("hex")}`
+  yield* Effect.acquireRelease(
+    onServer(server, `CREATE DATABASE ${name} CHARACTER SET utf8mb4`),
+    () => onServer(server, `DROP DATABASE IF EXISTS ${name}`)
+  )
+  const url = new URL(server)
+  url.pathname = `/${name}`
+  return { _tag: "Mysql", url: Redacted.make(url) }
+})
+
 /** A fresh MySQL/MariaDB database, migrated, as `SqlClient`; dropped when the layer is released. */
 export const layerMysql: Layer.Layer<SqlClient.SqlClient | TestDatabase> = withLiveClock(Layer.unwrapScoped(
-  Effect.gen(function*() {
-    const server = yield* serverUrl
-    const name = `restock_test_${randomBytes(5).toString("hex")}`
-    yield* Effect.acquireRelease(
-      onServer(server, `CREATE DATABASE ${name} CHARACTER SET utf8mb4`),
-      () => onServer(server, `DROP DATABASE IF EXISTS ${name}`)
-    )
-    const url = new URL(server)
-    url.pathname = `/${name}`
-    const config: DatabaseConfig = { _tag: "Mysql", url: Redacted.make(url) }
-    // Released before the drop above: the pool closes, then the database goes.
-    return Layer.merge(
+  Effect.map(freshMysqlDatabase, (config) =>
+    // Released before the drop: the pool closes, then the database goes.
+    Layer.merge(
       Database.layer(config).pipe(Layer.orDie),
-      Layer.succeed(TestDatabase, { config, databaseUrl: url.href })
-    )
-  })
+      Layer.succeed(TestDatabase, { config, databaseUrl: config._tag === "Mysql" ? Redacted.value(config.url).href : "" })
+    ))
 ))
 
 /** A fresh SQLite file, migrated, as `SqlClient`; deleted when the layer is released. */
