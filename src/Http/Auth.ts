@@ -290,28 +290,29 @@ export class UserAuth extends HttpApiMiddleware.Tag<UserAuth>()("restock/Http/Us
  * every handler must reach the same verdict (an invalid header must not be
  * masked by "no access_token").
  */
+const withAuthenticator = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.map(Authenticator, (authenticator) => Effect.provideService(effect, Authenticator, authenticator))
+
 export const AuthMiddlewareLive: Layer.Layer<AdminAuth | AdminStreamAuth | UserAuth, never, Authenticator> = Layer
-  .effect(
-    UserAuth,
-    Effect.map(Authenticator, (authenticator) => {
-      const user = Effect.provideService(authenticateRequest(true), Authenticator, authenticator)
-      return UserAuth.of({ bearer: () => user, accessToken: () => user })
-    })
-  ).pipe(
-    Layer.merge(Layer.effect(
+  .mergeAll(
+    Layer.effect(
       AdminAuth,
-      Effect.map(Authenticator, (authenticator) => {
-        const check = Effect.provideService(adminOnly(false), Authenticator, authenticator)
-        return AdminAuth.of({ bearer: () => check })
-      })
-    )),
-    Layer.merge(Layer.effect(
+      Effect.map(withAuthenticator(adminOnly(false)), (check) => AdminAuth.of({ bearer: () => check }))
+    ),
+    Layer.effect(
       AdminStreamAuth,
-      Effect.map(Authenticator, (authenticator) => {
-        const check = Effect.provideService(adminOnly(true), Authenticator, authenticator)
-        return AdminStreamAuth.of({ bearer: () => check, accessToken: () => check })
-      })
-    ))
+      Effect.map(
+        withAuthenticator(adminOnly(true)),
+        (check) => AdminStreamAuth.of({ bearer: () => check, accessToken: () => check })
+      )
+    ),
+    Layer.effect(
+      UserAuth,
+      Effect.map(
+        withAuthenticator(authenticateRequest(true)),
+        (user) => UserAuth.of({ bearer: () => user, accessToken: () => user })
+      )
+    )
   )
 
 /** Everything auth needs, from its configuration. */

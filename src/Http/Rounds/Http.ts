@@ -15,7 +15,6 @@ export const HttpRoundsLive = HttpApiBuilder.group(Api, "rounds", (handlers) =>
   Effect.gen(function*() {
     const repo = yield* Repo
     const restock = yield* Restock
-    const lifetime = yield* Sse.SseLifetime
 
     const requireProduct = (productId: ProductId) =>
       Effect.flatMap(
@@ -65,6 +64,6 @@ export const HttpRoundsLive = HttpApiBuilder.group(Api, "rounds", (handlers) =>
               ).pipe(Stream.drain)
             )
           )
-          return yield* Sse.response(events).pipe(Effect.provideService(Sse.SseLifetime, lifetime))
+          return yield* Sse.response(events)
         }))
   }))

@@ -56,7 +56,7 @@ export class SentIds {
 
 export interface DeliveryStreamOptions {
   /** Replay deliveries with a greater id first (`0`: all of them); `null`: live only. */
-  readonly lastEventId: DeliveryId | 0 | null
+  readonly lastEventId: number | null
   /** Runs when the client fell more than the buffer behind; the stream then ends. */
   readonly onOverflow: Effect.Effect<void>
 }

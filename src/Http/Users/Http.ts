@@ -1,7 +1,5 @@
 import { HttpApiBuilder, HttpServerRequest } from "@effect/platform"
 import { Clock, Duration, Effect, Schema, Stream } from "effect"
-import { Repo } from "../../Repo/Repo.js"
-import { DeliveryFeed } from "../../Notifier/Feed.js"
 import { Api } from "../Api.js"
 import { Authenticator, requireActingFor } from "../Auth.js"
 import * as Sse from "../Sse.js"
@@ -17,9 +15,6 @@ const sleepUntil = (deadline: Date) =>
 export const HttpUsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
   Effect.gen(function*() {
     const authenticator = yield* Authenticator
-    const feed = yield* DeliveryFeed
-    const repo = yield* Repo
-    const lifetime = yield* Sse.SseLifetime
     return handlers
       .handle("mintToken", ({ path, payload }) =>
         authenticator.mint(
@@ -33,14 +28,14 @@ export const HttpUsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
           // `Last-Event-ID` header: the header is the fresher of the two.
           const lastEventId = headers["last-event-id"] ?? urlParams.lastEventId ?? null
           const deliveries = yield* userDeliveries(path.userId, {
-            lastEventId: lastEventId as Parameters<typeof userDeliveries>[1]["lastEventId"],
+            lastEventId,
             onOverflow: Effect.provideService(Sse.dropConnection, HttpServerRequest.HttpServerRequest, request)
-          }).pipe(Effect.provideService(DeliveryFeed, feed), Effect.provideService(Repo, repo))
+          })
           const events = deliveries.pipe(
             Stream.map((delivery) => Sse.encodeEvent("restock", encodeRestockEvent(delivery), delivery.id)),
             // A user's stream never outlives the token that opened it.
             principal._tag === "User" ? Stream.interruptWhen(sleepUntil(principal.expiresAt)) : (stream) => stream
           )
-          return yield* Sse.response(events).pipe(Effect.provideService(Sse.SseLifetime, lifetime))
+          return yield* Sse.response(events)
         }))
   }))
