@@ -168,11 +168,27 @@ export const make = (
       if (handlers === undefined) return
       for (const handler of handlers) handler.onMessage(message)
     })
+    // Set before the connections are closed with the scope: closing is not losing.
+    let closing = false
+    yield* Effect.addFinalizer(() => Effect.sync(() => { closing = true }))
+
+    let commandConnectionLost = false
+    client.on("close", () => {
+      if (closing || commandConnectionLost) return
+      commandConnectionLost = true
+      runFork(Effect.logWarning("Redis connection lost; commands fail until it is back"))
+    })
+    client.on("ready", () => {
+      if (!commandConnectionLost) return
+      commandConnectionLost = false
+      runFork(Effect.logInfo("Redis connection restored"))
+    })
+
     subscriber.on("close", () => {
       if (connectionLost) return // a failed reconnection attempt: already reported
       connectionLost = true
       liveChannels.clear()
-      runFork(Effect.logWarning("Redis subscriber connection lost; reconnecting"))
+      if (!closing) runFork(Effect.logWarning("Redis subscriber connection lost; reconnecting"))
       for (const handlers of handlersByChannel.values()) {
         for (const handler of handlers) handler.onLost?.()
       }

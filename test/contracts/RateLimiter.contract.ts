@@ -55,7 +55,11 @@ export const rateLimiterContract = (name: string, underTest: RateLimiterUnderTes
         expect(completions).toHaveLength(400)
         expect(maxInSlidingWindow(completions, 1000)).toBeLessThanOrEqual(limit)
         expect(achievedRate(completions)).toBeGreaterThanOrEqual(0.97 * limit)
-      }), 30_000)
+      }),
+      // Real time on a shared 2-core machine: a run that another test file starves of CPU
+      // wastes slots to stalls (see makeLateStartGuard) and may fall under 97 %. A limiter
+      // that is too fast or too slow fails every attempt.
+      { timeout: 30_000, retry: 2 })
 
     it.scopedLive("after idling, a crowd of acquirers is still spaced: no stored-up burst", () =>
       Effect.gen(function*() {
