@@ -17,7 +17,7 @@ import { StockCache, type StockCacheShape, type StockWatch } from "./StockCache.
 /** The largest stock the database column holds. */
 export const maxStock = 2_147_483_647
 
-export const clampStock = (stock: number): number => Math.min(maxStock, Math.max(0, stock))
+export const clampStock = (stock: number): number => Math.min(maxStock, Math.max(0, Math.trunc(stock)))
 
 export const make: Effect.Effect<StockCacheShape, never, Repo> = Effect.gen(function*() {
   const repo = yield* Repo

@@ -38,7 +38,7 @@ export const stockChangedChannel = (keyPrefix: string): string => `${keyPrefix}s
 
 /** The largest stock the database column holds. */
 const maxStock = 2_147_483_647
-const clampStock = (stock: number): number => Math.min(maxStock, Math.max(0, stock))
+const clampStock = (stock: number): number => Math.min(maxStock, Math.max(0, Math.trunc(stock)))
 
 /**
  * KEYS[1] the stock key; ARGV: delta, channel, product id, max stock.
