@@ -7,7 +7,7 @@
  * and recorded — and ends `CANCELED_BY_ERROR` with error "shutdown", so that it
  * can be resumed without sending anything twice.
  */
-import { Clock, Deferred, Duration, Effect, ExecutionStrategy, Layer, Metric, Option, PubSub, Queue, Scope, Stream } from "effect"
+import { Cause, Clock, Deferred, Duration, Effect, ExecutionStrategy, Layer, Metric, Option, PubSub, Queue, Scope, Stream } from "effect"
 import { randomUUID } from "node:crypto"
 import { describeCause, NothingToResume, ProductNotFound, RoundInProgress, RoundNotFound } from "../Domain/Errors.js"
 import type { ProductId, RestockRound } from "../Domain/Ids.js"
@@ -106,15 +106,15 @@ export const make = Effect.gen(function*() {
             yield* Effect.logInfo(`round ended ${finished.status}`, { sentCount: finished.sentCount, error: finished.error })
           })
         ),
-        // The dispatch could not even start (stock unreadable): end the round in error, if the
-        // database lets us; otherwise its lease lapses and it can be resumed.
-        Effect.catchAll((error) =>
-          Effect.gen(function*() {
-            yield* Effect.logError("round stopped by an error", error)
+        // The dispatch could not start (stock unreadable) or broke: end the round in error if
+        // the database lets us; otherwise its lease lapses and an operator can resume it.
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : Effect.gen(function*() {
+            yield* Effect.logError("round stopped by an error", cause)
             const now = new Date(yield* Clock.currentTimeMillis)
             yield* repo.finishRound(round.productId, round.restockRound, owner, {
               status: "CANCELED_BY_ERROR",
-              error: describeCause(error),
+              error: describeCause(Cause.squash(cause)),
               now
             }).pipe(Effect.ignore)
           })

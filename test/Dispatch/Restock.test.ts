@@ -297,7 +297,10 @@ describe("shutdown", () => {
       const clock = yield* Effect.fork(TestClock.adjust("1 minute"))
       yield* Deferred.await(hundredthSignal)
       yield* Fiber.interrupt(clock)
-      yield* Scope.close(firstLife, Exit.void)
+      // Shutting down awaits the sends in flight, which answer after 15 virtual ms.
+      const closing = yield* Effect.fork(Scope.close(firstLife, Exit.void))
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(closing)
 
       const repo = yield* Repo
       const halted = yield* Effect.flatten(repo.getRound(productId, opened.restockRound))

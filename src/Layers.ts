@@ -1,0 +1,65 @@
+/**
+ * The one place that knows every adapter: composes the service from its
+ * configuration — embedded (SQLite + in-process stock, limiter and fan-out)
+ * or shared (MySQL/MariaDB + Redis), SSE or webhook notifier.
+ */
+import type { SqlClient } from "@effect/sql"
+import { Layer, Option } from "effect"
+import type { AppConfig } from "./Config.js"
+import * as RateLimiterMemory from "./Dispatch/RateLimiter/Memory.js"
+import type { RateLimiter } from "./Dispatch/RateLimiter/RateLimiter.js"
+import * as RateLimiterRedis from "./Dispatch/RateLimiter/Redis.js"
+import type { Restock } from "./Dispatch/Restock.js"
+import * as RestockLive from "./Dispatch/RestockLive.js"
+import { DispatchSettings } from "./Dispatch/Round.js"
+import type { StorageUnavailable } from "./Domain/Errors.js"
+import type { DeliveryFeed } from "./Notifier/Feed.js"
+import * as FeedMemory from "./Notifier/FeedMemory.js"
+import * as FeedRedis from "./Notifier/FeedRedis.js"
+import type { Notifier } from "./Notifier/Notifier.js"
+import * as SseNotifier from "./Notifier/Sse.js"
+import * as WebhookNotifier from "./Notifier/Webhook.js"
+import * as Redis from "./Redis.js"
+import * as Database from "./Repo/Database.js"
+import type { Repo } from "./Repo/Repo.js"
+import * as SqlRepo from "./Repo/Sql.js"
+import * as StockCacheMemory from "./StockCache/Memory.js"
+import * as StockCacheRedis from "./StockCache/Redis.js"
+import type { StockCache } from "./StockCache/StockCache.js"
+
+/** What the service runs on, below the HTTP edge. */
+export type Services = Restock | Repo | StockCache | RateLimiter | DeliveryFeed | Notifier | SqlClient.SqlClient
+
+type Shared = StockCache | RateLimiter | DeliveryFeed
+
+/** Stock, rate limit and fan-out in this process: the embedded mode, one instance. */
+const inProcess = (config: AppConfig): Layer.Layer<Shared, never, Repo> =>
+  Layer.mergeAll(
+    StockCacheMemory.layer,
+    RateLimiterMemory.layer({ limitPerSecond: config.rateLimitPerSecond }),
+    FeedMemory.layer
+  )
+
+/** Stock, rate limit and fan-out in Redis: shared by every instance. */
+const inRedis = (config: AppConfig, url: AppConfig["redisUrl"] extends Option.Option<infer U> ? U : never) =>
+  Layer.mergeAll(
+    StockCacheRedis.layer,
+    RateLimiterRedis.layer({ limitPerSecond: config.rateLimitPerSecond }),
+    FeedRedis.layer
+  ).pipe(Layer.provide(Redis.layer(url)))
+
+const notifier = (config: AppConfig): Layer.Layer<Notifier> =>
+  config.notifier._tag === "Webhook" ? WebhookNotifier.layer({ url: config.notifier.url }) : SseNotifier.layer
+
+export const services = (config: AppConfig): Layer.Layer<Services, StorageUnavailable> => {
+  const storage = SqlRepo.layer.pipe(Layer.provideMerge(Database.layer(config.database)))
+  const shared: Layer.Layer<Shared, StorageUnavailable, Repo> = Option.match(config.redisUrl, {
+    onNone: () => inProcess(config),
+    onSome: (url) => inRedis(config, url)
+  })
+  const settings = Layer.succeed(DispatchSettings, { ...DispatchSettings.defaults, retries: config.notifierRetries })
+  return RestockLive.layer.pipe(
+    Layer.provideMerge(Layer.mergeAll(shared, notifier(config), settings)),
+    Layer.provideMerge(storage)
+  )
+}

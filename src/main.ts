@@ -1,0 +1,59 @@
+/**
+ * Runs restock: reads the configuration, composes the service (`Layers.ts`)
+ * and serves it until SIGTERM/SIGINT, which close every layer in order: the
+ * HTTP edge stops accepting and ends SSE streams, running rounds halt and are
+ * left resumable, connections close. A bad configuration or a database that
+ * cannot be reached at start-up ends the process with one line and exit 1.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { ConfigError, Effect, Layer, Logger, LogLevel } from "effect"
+import { AppConfig } from "./Config.js"
+import { AuthConfig } from "./Http/Auth.js"
+import { serve } from "./Http/Server.js"
+import { services } from "./Layers.js"
+
+/** One line for a reason the service cannot start. */
+const startupFailure = (error: unknown): string => {
+  if (ConfigError.isConfigError(error)) {
+    const lines: Array<string> = []
+    const walk = (e: ConfigError.ConfigError): void => {
+      switch (e._op) {
+        case "And":
+        case "Or":
+          walk(e.left)
+          walk(e.right)
+          return
+        case "InvalidData":
+        case "MissingData":
+        case "SourceUnavailable":
+        case "Unsupported":
+          lines.push(`${e.path.join(".")}: ${e.message}`)
+      }
+    }
+    walk(error)
+    return `restock: invalid configuration: ${lines.join("; ")}`
+  }
+  const message = typeof error === "object" && error !== null && "message" in error ? String(error.message) : String(error)
+  return `restock: cannot start: ${message}`
+}
+
+const main = Effect.gen(function*() {
+  const config = yield* AppConfig
+  const app = serve({ host: config.host, port: config.port }).pipe(
+    Layer.provide(AuthConfig.layerConfig),
+    Layer.provide(services(config))
+  )
+  // LOG_FORMAT=json: one JSON object per line, with the product and round annotated.
+  const logger = config.logFormat === "json" ? Logger.json : Logger.pretty
+  return yield* Effect.gen(function*() {
+    yield* Effect.logInfo(`restock starting on http://${config.host}:${config.port} (console at /, API docs at /docs)`)
+    return yield* Layer.launch(app)
+  }).pipe(Effect.provide(logger))
+}).pipe(
+  Effect.tapError((error) => Effect.sync(() => console.error(startupFailure(error))))
+)
+
+main.pipe(
+  Logger.withMinimumLogLevel(LogLevel.Info),
+  NodeRuntime.runMain({ disableErrorReporting: true })
+)
