@@ -107,9 +107,16 @@ export const AppConfig = Config.all({
   host: withFallback("HOST", "127.0.0.1", (raw) => Either.right(raw)),
   database,
   redisUrl,
+  // Prepended to every Redis key and channel: instances sharing one limit, stock and
+  // fan-out use the same prefix; separate deployments (or tests) on one Redis use their own.
+  redisKeyPrefix: withFallback("REDIS_KEY_PREFIX", "restock:", (raw) => Either.right(raw)),
   notifier,
   rateLimitPerSecond: withFallback("RATE_LIMIT_PER_SECOND", 500, integerIn(1, 1_000_000)),
   notifierRetries: withFallback("NOTIFIER_RETRIES", 3, integerIn(0, 20)),
+  // Advanced: how long a dispatcher's lease on a round holds without a heartbeat, i.e. how
+  // long after a crash its round becomes resumable. Shorter detects a dead instance sooner
+  // but lets a stalled one (a long GC or database pause) lose its round.
+  leaseSeconds: withFallback("LEASE_SECONDS", 10, integerIn(1, 3600)),
   adminToken: optionalString("ADMIN_TOKEN").pipe(Config.map(Option.map(Redacted.make))),
   jwtSecret: optionalString("JWT_SECRET").pipe(Config.map(Option.map(Redacted.make))),
   logFormat: withFallback("LOG_FORMAT", "pretty" as "pretty" | "json", (raw) =>

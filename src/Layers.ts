@@ -4,7 +4,7 @@
  * or shared (MySQL/MariaDB + Redis), SSE or webhook notifier.
  */
 import type { SqlClient } from "@effect/sql"
-import { Layer, Option } from "effect"
+import { Duration, Layer, Option } from "effect"
 import type { AppConfig } from "./Config.js"
 import * as RateLimiterMemory from "./Dispatch/RateLimiter/Memory.js"
 import type { RateLimiter } from "./Dispatch/RateLimiter/RateLimiter.js"
@@ -46,7 +46,7 @@ const inRedis = (config: AppConfig, url: AppConfig["redisUrl"] extends Option.Op
     StockCacheRedis.layer,
     RateLimiterRedis.layer({ limitPerSecond: config.rateLimitPerSecond }),
     FeedRedis.layer
-  ).pipe(Layer.provide(Redis.layer(url)))
+  ).pipe(Layer.provide(Redis.layer(url, { keyPrefix: config.redisKeyPrefix })))
 
 const notifier = (config: AppConfig): Layer.Layer<Notifier> =>
   config.notifier._tag === "Webhook" ? WebhookNotifier.layer({ url: config.notifier.url }) : SseNotifier.layer
@@ -57,7 +57,11 @@ export const services = (config: AppConfig): Layer.Layer<Services, StorageUnavai
     onNone: () => inProcess(config),
     onSome: (url) => inRedis(config, url)
   })
-  const settings = Layer.succeed(DispatchSettings, { ...DispatchSettings.defaults, retries: config.notifierRetries })
+  const settings = Layer.succeed(DispatchSettings, {
+    ...DispatchSettings.defaults,
+    retries: config.notifierRetries,
+    leaseDuration: Duration.seconds(config.leaseSeconds)
+  })
   return RestockLive.layer.pipe(
     Layer.provideMerge(Layer.mergeAll(shared, notifier(config), settings)),
     Layer.provideMerge(storage)
