@@ -4,7 +4,7 @@
  * or shared (MySQL/MariaDB + Redis), SSE or webhook notifier.
  */
 import type { SqlClient } from "@effect/sql"
-import { Duration, Layer, Option } from "effect"
+import { Duration, Layer, Option, Redacted, Schedule } from "effect"
 import type { AppConfig } from "./Config.js"
 import * as RateLimiterMemory from "./Dispatch/RateLimiter/Memory.js"
 import type { RateLimiter } from "./Dispatch/RateLimiter/RateLimiter.js"
@@ -12,7 +12,7 @@ import * as RateLimiterRedis from "./Dispatch/RateLimiter/Redis.js"
 import type { Restock } from "./Dispatch/Restock.js"
 import * as RestockLive from "./Dispatch/RestockLive.js"
 import { DispatchSettings } from "./Dispatch/Round.js"
-import type { StorageUnavailable } from "./Domain/Errors.js"
+import { StorageUnavailable } from "./Domain/Errors.js"
 import type { DeliveryFeed } from "./Notifier/Feed.js"
 import * as FeedMemory from "./Notifier/FeedMemory.js"
 import * as FeedRedis from "./Notifier/FeedRedis.js"
@@ -41,17 +41,35 @@ const inProcess = (config: AppConfig): Layer.Layer<Shared, never, Repo> =>
   )
 
 /** Stock, rate limit and fan-out in Redis: shared by every instance. */
-const inRedis = (config: AppConfig, url: AppConfig["redisUrl"] extends Option.Option<infer U> ? U : never) =>
+const inRedis = (config: AppConfig, url: Redacted.Redacted<URL>) =>
   Layer.mergeAll(
     StockCacheRedis.layer,
     RateLimiterRedis.layer({ limitPerSecond: config.rateLimitPerSecond }),
     FeedRedis.layer
-  ).pipe(Layer.provide(Redis.layer(url, { keyPrefix: config.redisKeyPrefix })))
+  ).pipe(Layer.provide(redisConnection(url, config.redisKeyPrefix)))
+
+/**
+ * The Redis connection, retried for a few seconds at start-up (a server still
+ * starting), then failing with one error that names `REDIS_URL`.
+ */
+const redisConnection = (url: Redacted.Redacted<URL>, keyPrefix: string) =>
+  Redis.layer(url, { keyPrefix }).pipe(
+    Layer.retry(Schedule.exponential("200 millis").pipe(Schedule.upTo("5 seconds"))),
+    Layer.mapError((error) => new StorageUnavailable({ message: `REDIS_URL (${Redacted.value(url).host}): ${error.message}` }))
+  )
 
 const notifier = (config: AppConfig): Layer.Layer<Notifier> =>
   config.notifier._tag === "Webhook" ? WebhookNotifier.layer({ url: config.notifier.url }) : SseNotifier.layer
 
-export const services = (config: AppConfig): Layer.Layer<Services, StorageUnavailable> => {
+/** The service on its configuration, with the notifier it names (`NOTIFIER`). */
+export const services = (config: AppConfig): Layer.Layer<Services, StorageUnavailable> =>
+  servicesWith(config, notifier(config))
+
+/** The service on its configuration, sending through the given `Notifier`. */
+export const servicesWith = (
+  config: AppConfig,
+  notifierLayer: Layer.Layer<Notifier>
+): Layer.Layer<Services, StorageUnavailable> => {
   const storage = SqlRepo.layer.pipe(Layer.provideMerge(Database.layer(config.database)))
   const shared: Layer.Layer<Shared, StorageUnavailable, Repo> = Option.match(config.redisUrl, {
     onNone: () => inProcess(config),
@@ -63,7 +81,7 @@ export const services = (config: AppConfig): Layer.Layer<Services, StorageUnavai
     leaseDuration: Duration.seconds(config.leaseSeconds)
   })
   return RestockLive.layer.pipe(
-    Layer.provideMerge(Layer.mergeAll(shared, notifier(config), settings)),
+    Layer.provideMerge(Layer.mergeAll(shared, notifierLayer, settings)),
     Layer.provideMerge(storage)
   )
 }

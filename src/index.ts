@@ -1,0 +1,36 @@
+/**
+ * restock as a library: the services another Effect program composes, their
+ * layers, and the domain types and errors.
+ *
+ *     import { Restock, Layers, Notifier } from "restock"
+ */
+export * from "./Domain/index.js"
+
+// The services (ports) and what they answer.
+export { Restock, type RestockShape } from "./Dispatch/Restock.js"
+export { Repo, type RepoShape } from "./Repo/Repo.js"
+export { StockCache, type StockCacheShape, type StockWatch } from "./StockCache/StockCache.js"
+export { Notifier, type NotifierShape, SendFailed } from "./Notifier/Notifier.js"
+export { DeliveryFeed, type DeliveryFeedShape, FeedOverflow } from "./Notifier/Feed.js"
+export { RateLimiter, type RateLimiterShape } from "./Dispatch/RateLimiter/RateLimiter.js"
+export { DispatchSettings, type DispatchSettingsShape } from "./Dispatch/Round.js"
+
+// Their layers: one module per implementation.
+export * as RestockLive from "./Dispatch/RestockLive.js"
+export * as Database from "./Repo/Database.js"
+export * as SqlRepo from "./Repo/Sql.js"
+export * as StockCacheMemory from "./StockCache/Memory.js"
+export * as StockCacheRedis from "./StockCache/Redis.js"
+export * as RateLimiterMemory from "./Dispatch/RateLimiter/Memory.js"
+export * as RateLimiterRedis from "./Dispatch/RateLimiter/Redis.js"
+export * as FeedMemory from "./Notifier/FeedMemory.js"
+export * as FeedRedis from "./Notifier/FeedRedis.js"
+export * as WebhookNotifier from "./Notifier/Webhook.js"
+export * as SseNotifier from "./Notifier/Sse.js"
+export * as RecordingNotifier from "./Notifier/Recording.js"
+export * as Redis from "./Redis.js"
+
+// Configuration and the composition `main.ts` uses.
+export * as Config from "./Config.js"
+export * as Layers from "./Layers.js"
+export * as HttpServer from "./Http/Server.js"

@@ -1,0 +1,64 @@
+/**
+ * Bad configuration never starts a half-working service: the process prints
+ * one line naming the variable and exits non-zero (SPEC §5).
+ */
+import { describe, expect, it } from "vitest"
+import { runEntry } from "../support/Process.js"
+
+const start = (env: Record<string, string>) => runEntry("src/main.ts", { PORT: "0", ...env })
+
+/** The lines the process wrote to stderr, without blank ones. */
+const errorLines = (stderr: string) => stderr.split("\n").filter((line) => line.trim() !== "")
+
+describe("start-up with bad configuration", () => {
+  const cases: ReadonlyArray<readonly [string, Record<string, string>, RegExp]> = [
+    ["an invalid number", { RATE_LIMIT_PER_SECOND: "fast" }, /RATE_LIMIT_PER_SECOND.*expected an integer/],
+    ["a number out of range", { PORT: "70000" }, /PORT.*from 0 to 65535/],
+    ["a malformed DATABASE_URL", { DATABASE_URL: "postgres//nowhere" }, /DATABASE_URL/],
+    ["a DATABASE_URL without a database", { DATABASE_URL: "mysql://root@127.0.0.1:3306" }, /DATABASE_URL.*no database/],
+    ["an unparsable REDIS_URL", { REDIS_URL: "redis:// bad host" }, /REDIS_URL/],
+    ["NOTIFIER=webhook without its URL", { NOTIFIER: "webhook" }, /NOTIFIER_WEBHOOK_URL/],
+    ["an unknown NOTIFIER", { NOTIFIER: "pigeon" }, /NOTIFIER.*"sse" or "webhook"/]
+  ]
+  for (const [what, env, expected] of cases) {
+    it(`${what}: one line naming the variable, exit 1`, async () => {
+      const finished = await start(env)
+      expect(finished.code).toBe(1)
+      const lines = errorLines(finished.stderr)
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toMatch(/^restock: invalid configuration: /)
+      expect(lines[0]).toMatch(expected)
+    }, 30_000)
+  }
+
+  it("an unreachable database: one line naming DATABASE_URL after a bounded retry, exit 1", async () => {
+    // Port 9 (discard) on loopback: nothing listens there.
+    const finished = await start({ DATABASE_URL: "mysql://root@127.0.0.1:9/restock" }, )
+    expect(finished.code).toBe(1)
+    const lines = errorLines(finished.stderr)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^restock: cannot start: DATABASE_URL/)
+  }, 60_000)
+
+  it("an unreachable Redis: one line naming REDIS_URL, exit 1", async () => {
+    const finished = await start({ DATABASE_URL: "sqlite::memory:", REDIS_URL: "redis://127.0.0.1:9" })
+    expect(finished.code).toBe(1)
+    const lines = errorLines(finished.stderr)
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toMatch(/^restock: cannot start: REDIS_URL/)
+  }, 60_000)
+
+  it("an empty value counts as unset", async () => {
+    // Every variable empty: the embedded defaults, on a database file we can throw away.
+    const finished = await runEntry("src/migrate.ts", {
+      DATABASE_URL: "sqlite::memory:",
+      PORT: "",
+      REDIS_URL: "",
+      NOTIFIER: "",
+      RATE_LIMIT_PER_SECOND: "",
+      NOTIFIER_RETRIES: ""
+    })
+    expect(finished.stderr).toBe("")
+    expect(finished.code).toBe(0)
+  }, 30_000)
+})
