@@ -91,6 +91,7 @@ export const make = Effect.gen(function*() {
       const key = roundKey(round.productId, round.restockRound)
       running.set(key, { halt, done })
       const startedAt = yield* Clock.currentTimeMillis
+      yield* PubSub.publish(statusChanges, round.productId)
       yield* dispatchRound({
         round,
         product,
