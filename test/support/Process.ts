@@ -1,6 +1,7 @@
 /**
- * Runs a TypeScript entry point of this repository as a child process (through
- * tsx, as `npm start` does) and collects what it printed, bounded in time.
+ * Runs a TypeScript entry point of this repository (through tsx, as
+ * `npm start` does) or a bash script as a child process, and collects what it
+ * printed, bounded in time.
  */
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
@@ -14,23 +15,23 @@ export interface Finished {
   readonly stderr: string
 }
 
-/** Runs `entry` with `env` added to a clean environment; kills it after `timeoutMs`. */
-export const runEntry = (
-  entry: string,
-  env: Record<string, string>,
-  timeoutMs = 30_000
+/** Runs `command` with `env` added to a clean environment; kills it after `timeoutMs`. */
+const run = (
+  command: string,
+  args: ReadonlyArray<string>,
+  options: { readonly cwd: string; readonly env: Record<string, string>; readonly timeoutMs: number }
 ): Promise<Finished> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", entry], {
-      cwd: repositoryRoot,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...options.env },
       stdio: ["ignore", "pipe", "pipe"]
     })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (chunk) => (stdout += chunk))
     child.stderr.on("data", (chunk) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs)
     child.on("error", reject)
     child.on("close", (code, signal) => {
       clearTimeout(timer)
@@ -38,22 +39,10 @@ export const runEntry = (
     })
   })
 
-/** Runs a bash script in `cwd`; kills it after `timeoutMs`. */
+/** Runs a TypeScript entry point of the repository, e.g. `src/main.ts`. */
+export const runEntry = (entry: string, env: Record<string, string>, timeoutMs = 30_000): Promise<Finished> =>
+  run(process.execPath, ["--import", "tsx", entry], { cwd: repositoryRoot, env, timeoutMs })
+
+/** Runs a bash script (with `-euo pipefail`) in `cwd`. */
 export const runBash = (script: string, cwd: string, timeoutMs = 30_000): Promise<Finished> =>
-  new Promise((resolve, reject) => {
-    const child = spawn("bash", ["-euo", "pipefail", "-c", script], {
-      cwd,
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" },
-      stdio: ["ignore", "pipe", "pipe"]
-    })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (chunk) => (stdout += chunk))
-    child.stderr.on("data", (chunk) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs)
-    child.on("error", reject)
-    child.on("close", (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
+  run("bash", ["-euo", "pipefail", "-c", script], { cwd, env: {}, timeoutMs })
