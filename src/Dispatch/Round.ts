@@ -68,8 +68,9 @@ export class DispatchSettings extends Context.Tag("restock/DispatchSettings")<
   DispatchSettingsShape
 >() {
   static readonly defaults: DispatchSettingsShape = {
-    // 500/s × 30 ms (the slowest expected sender) = 15 sends overlapping.
-    maxInFlight: 16,
+    // Enough overlap for a sender answering in up to 40 ms at 500/s (20 × 2.02 ms), and few
+    // enough that a SIGKILL repeats at most these plus a batch of a few records (≤ 25).
+    maxInFlight: 20,
     pageSize: 500,
     maxRecordBatch: 500,
     retries: 3,
