@@ -185,9 +185,18 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
     /**
      * Runs `self` in a transaction, again (a few times) when the server chose
      * it as a deadlock victim: every transaction here can simply be rerun.
+     *
+     * `withTransaction` turns a failed COMMIT or ROLLBACK into a defect. When
+     * the connection dropped mid-transaction that is an outage like any other:
+     * it goes back to the error channel, so callers see `StorageUnavailable`
+     * and can retry (every transaction here is safe to rerun after a commit
+     * whose answer was lost: inserts skip recorded users, updates are fenced).
      */
     const transaction = <A, E, R>(self: Effect.Effect<A, E, R>) =>
       sql.withTransaction(self).pipe(
+        Effect.catchSomeDefect((defect) =>
+          defect instanceof SqlError.SqlError ? Option.some(Effect.fail(defect)) : Option.none()
+        ),
         Effect.retry({
           times: 3,
           while: (error) => error instanceof SqlError.SqlError && dialect.isDeadlock(error)
