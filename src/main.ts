@@ -11,6 +11,7 @@ import { AppConfig } from "./Config.js"
 import { AuthConfig } from "./Http/Auth.js"
 import { serve } from "./Http/Server.js"
 import { services } from "./Layers.js"
+import * as Tracing from "./Observability/Tracing.js"
 
 /** One line for a reason the service cannot start. */
 const startupFailure = (error: unknown): string => {
@@ -41,7 +42,9 @@ const main = Effect.gen(function*() {
   const config = yield* AppConfig
   const app = serve({ host: config.host, port: config.port }).pipe(
     Layer.provide(AuthConfig.layerConfig),
-    Layer.provide(services(config))
+    Layer.provide(services(config)),
+    // Below everything, so every span is the tracer's: OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, none otherwise.
+    Layer.provide(Tracing.layerConfig)
   )
   // LOG_FORMAT=json: one JSON object per line, with the product and round annotated.
   const logger = config.logFormat === "json" ? Logger.json : Logger.pretty

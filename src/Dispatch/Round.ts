@@ -226,7 +226,11 @@ export const dispatchRound = (input: DispatchInput) =>
         yield* Metric.incrementBy(Metrics.deliveriesRecorded, recorded.deliveries.length)
         yield* feed.publish(recorded.deliveries)
         yield* onProgress(recorded.round)
-      }).pipe(Effect.catchTag("LeaseLost", () => haltWith(Halt.LeaseLost())))
+      }).pipe(
+        Effect.catchTag("LeaseLost", () => haltWith(Halt.LeaseLost())),
+        // One span per batch of sends recorded, never one per send: a trace stays readable at any size.
+        Effect.withSpan("restock.batch", { attributes: { deliveries: batch.length } })
+      )
 
     const after = round.lastSentUserId === null
       ? Option.none()

@@ -11,7 +11,9 @@ import { Duration, Effect, Layer } from "effect"
 import { createServer } from "node:http"
 import { Api } from "./Api.js"
 import { AuthLive } from "./Auth.js"
+import { ConsoleRoutesLive } from "./Console/Http.js"
 import { HttpHealthLive } from "./Health/Http.js"
+import { MetricsRouteLive } from "./Metrics/Http.js"
 import { HttpProductsLive } from "./Products/Http.js"
 import { requestGuard } from "./RequestGuard.js"
 import { HttpRoundsLive } from "./Rounds/Http.js"
@@ -34,7 +36,9 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
 export const ExtraRoutesLive = Layer.mergeAll(
   HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" }),
   // Swagger UI, bundled with @effect/platform: the page loads nothing from a CDN.
-  HttpApiSwagger.layer({ path: "/docs" })
+  HttpApiSwagger.layer({ path: "/docs" }),
+  ConsoleRoutesLive,
+  MetricsRouteLive
 )
 
 /** The edge, served by whatever `HttpServer` is provided. */

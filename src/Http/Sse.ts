@@ -5,7 +5,8 @@
 import { HttpApiSchema, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import * as Sse from "@effect/experimental/Sse"
-import { Context, Deferred, Duration, Effect, Layer, Schedule, Stream } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Metric, Schedule, Stream } from "effect"
+import { sseConnections } from "../Metrics.js"
 
 export interface SseConfigShape {
   /** A `: ping` comment is sent this often, so proxies and clients see the stream is alive. */
@@ -83,7 +84,13 @@ export const response = (
     const body = Stream.succeed(opening).pipe(
       Stream.concat(Stream.merge(events, heartbeat, { haltStrategy: "left" })),
       Stream.interruptWhen(lifetime.closing),
-      Stream.encodeText
+      Stream.encodeText,
+      // Counted while the body is being written: from the first byte to the end of the stream.
+      (stream) =>
+        Stream.unwrapScoped(Effect.as(
+          Effect.acquireRelease(Metric.increment(sseConnections), () => Metric.modify(sseConnections, -1)),
+          stream
+        ))
     )
     return HttpServerResponse.stream(body, { contentType: "text/event-stream", headers })
   })

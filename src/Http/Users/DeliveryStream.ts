@@ -9,13 +9,17 @@
  * No duplicate: a delivery can be both (committed during the replay); the live
  * side skips what the replay already sent.
  */
-import { Effect, ExecutionStrategy, Exit, Mailbox, Option, Scope, Stream } from "effect"
+import { Effect, ExecutionStrategy, Exit, Mailbox, Metric, Option, Scope, Stream } from "effect"
 import type { Delivery } from "../../Domain/Delivery.js"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
 import type { DeliveryId, UserId } from "../../Domain/Ids.js"
+import * as Metrics from "../../Metrics.js"
 import { DeliveryFeed, FeedOverflow } from "../../Notifier/Feed.js"
 import { Repo } from "../../Repo/Repo.js"
 import { SseConfig } from "../Sse.js"
+
+const replayedEvents = Metric.tagged(Metrics.sseEventsDelivered, "kind", "replayed")
+const liveEvents = Metric.tagged(Metrics.sseEventsDelivered, "kind", "live")
 
 /**
  * The ids a reconnecting client has seen: everything up to `floor`, and the
@@ -87,6 +91,9 @@ export const userDeliveries = (
     // Events not yet written to the client: the bounded buffer of the connection.
     const outbox = yield* Mailbox.make<Delivery>(config.bufferSize)
     const sent = new SentIds(options.lastEventId ?? 0, config.bufferSize)
+    // The whole replay enters the outbox before any live delivery, so the
+    // first `replayedUntaken` events taken from it are the replayed ones.
+    let replayedUntaken = 0
 
     const replay = (afterId: number): Effect.Effect<void, StorageUnavailable> =>
       Effect.gen(function*() {
@@ -95,6 +102,7 @@ export const userDeliveries = (
           limit: config.replayPageSize
         })
         // Waits while the client catches up: the replay is read at its pace.
+        replayedUntaken += page.length
         yield* outbox.offerAll(page)
         for (const delivery of page) sent.add(delivery.id)
         if (page.length === config.replayPageSize) yield* replay(page[page.length - 1]!.id)
@@ -111,7 +119,8 @@ export const userDeliveries = (
           FeedOverflow: () =>
             Effect.zipRight(
               Effect.logInfo("SSE client fell behind its buffer: dropped").pipe(
-                Effect.annotateLogs({ userId, bufferSize: config.bufferSize })
+                Effect.annotateLogs({ userId, bufferSize: config.bufferSize }),
+                Effect.zipRight(Metric.increment(Metrics.sseSlowClientsDropped))
               ),
               options.onOverflow
             ),
@@ -127,5 +136,10 @@ export const userDeliveries = (
     // One event per pull: the writer takes the next event only once the
     // socket took the last, so what waits for a slow client stays in the
     // outbox, where it is counted, rather than in a chunk taken all at once.
-    return Stream.repeatEffectOption(Effect.mapError(outbox.take, () => Option.none()))
+    const taken = Effect.suspend(() => {
+      if (replayedUntaken === 0) return Metric.increment(liveEvents)
+      replayedUntaken -= 1
+      return Metric.increment(replayedEvents)
+    })
+    return Stream.repeatEffectOption(Effect.mapError(Effect.tap(outbox.take, () => taken), () => Option.none()))
   })

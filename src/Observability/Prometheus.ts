@@ -1,0 +1,68 @@
+/**
+ * The service's metrics in the Prometheus text format: Effect's `Metric`
+ * registry read through `@effect/opentelemetry`'s metrics bridge (a
+ * `MetricProducer`) by `@opentelemetry/exporter-prometheus`'s reader, and
+ * written by its serializer. The exporter's own HTTP server is never started:
+ * the service answers `GET /metrics` itself, on its own port.
+ */
+import * as OtelMetrics from "@effect/opentelemetry/Metrics"
+import * as Resource from "@effect/opentelemetry/Resource"
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
+import { Context, Effect, Layer, Metric } from "effect"
+import * as Metrics from "../Metrics.js"
+import * as ProcessMetrics from "./ProcessMetrics.js"
+
+export class Prometheus extends Context.Tag("restock/Observability/Prometheus")<Prometheus, {
+  /** Every metric of the process, as a Prometheus text exposition. */
+  readonly scrape: Effect.Effect<string>
+}>() {
+  static readonly layer: Layer.Layer<Prometheus> = Layer.scoped(
+    Prometheus,
+    Effect.gen(function*() {
+      const reader = new PrometheusExporter({ preventServerStart: true })
+      const producer = yield* OtelMetrics.makeProducer
+      yield* OtelMetrics.registerProducer(producer, () => reader)
+      const serializer = new PrometheusSerializer()
+      const processMetrics = yield* ProcessMetrics.make
+      yield* registerSeries
+      return {
+        scrape: Effect.zipRight(
+          processMetrics.sample,
+          Effect.promise(() => reader.collect()).pipe(
+            Effect.map(({ resourceMetrics }) => withoutUnits(serializer.serialize(resourceMetrics)))
+          )
+        )
+      }
+    })
+  ).pipe(Layer.provide(Resource.layer({ serviceName: "restock" })))
+}
+
+/**
+ * The serializer writes OpenMetrics' `# UNIT` lines, which the Prometheus
+ * text format (0.0.4, the content type served) does not have; and the bridge
+ * gives every metric the unit "1". Units are in the metric names instead.
+ */
+const withoutUnits = (exposition: string): string => exposition.replace(/^# UNIT .*\n/gm, "")
+
+/**
+ * A metric appears in Effect's registry once it is first touched. Reading
+ * each series of the service here makes them all show from the first scrape,
+ * at 0, so a rate over a scrape range never misses its first increment.
+ */
+const registerSeries = Effect.all(
+  [
+    ...["ok", "transient", "permanent"].map((outcome) => Metric.tagged(Metrics.sends, "outcome", outcome)),
+    Metrics.retries,
+    Metrics.sendLatency,
+    Metrics.rateLimitWait,
+    ...["COMPLETED", "CANCELED_BY_SOLD_OUT", "CANCELED_BY_ERROR"].map((status) =>
+      Metric.tagged(Metrics.roundsFinished, "status", status)
+    ),
+    Metrics.roundDuration,
+    Metrics.deliveriesRecorded,
+    Metrics.sseConnections,
+    ...["live", "replayed"].map((kind) => Metric.tagged(Metrics.sseEventsDelivered, "kind", kind)),
+    Metrics.sseSlowClientsDropped
+  ].map((metric) => Metric.value(metric as Metric.Metric<unknown, never, unknown>)),
+  { discard: true }
+)

@@ -1,0 +1,269 @@
+/**
+ * The operator console in a real browser (Debian's Chromium through
+ * playwright-core) against the real service (`src/main.ts`, spawned).
+ * Every check reads what the page shows; the API is only used to set the
+ * scene (many subscribers at once) where the console has nothing to test.
+ */
+import { Effect, Exit, Scope } from "effect"
+import type { Locator, Page } from "playwright-core"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as Sender from "../support/Sender.js"
+import {
+  adminRequest,
+  adminToken,
+  type Browser,
+  launchBrowser,
+  type RunningService,
+  startService,
+  subscribeMany
+} from "./Harness.js"
+
+// A low limit makes a round of a hundred subscribers last about two seconds: long
+// enough to watch, short enough for a test.
+const rateLimit = "50"
+
+const signIn = async (page: Page, service: RunningService, token = adminToken) => {
+  await page.goto(service.baseUrl + "/")
+  await page.getByLabel("Admin token").fill(token)
+  await page.getByRole("button", { name: "Sign in" }).click()
+}
+
+const signedIn = async (page: Page, service: RunningService) => {
+  await signIn(page, service)
+  await page.getByRole("heading", { name: "Products" }).waitFor()
+}
+
+const openProduct = async (page: Page, name: string) => {
+  await page.locator("#product-rows").getByRole("button", { name }).click()
+  await page.getByRole("heading", { name: new RegExp(`^${name} #\\d+$`) }).waitFor()
+}
+
+const addShopper = async (page: Page, userId: number) => {
+  const form = page.locator("#shopper-form")
+  await form.getByLabel("User id").fill(String(userId))
+  await form.getByRole("button", { name: "Add shopper" }).click()
+  await shopper(page, userId).getByText("live").waitFor()
+}
+
+const shopper = (page: Page, userId: number) => page.getByRole("listitem", { name: `Shopper ${userId}` })
+const feedItems = (page: Page, userId: number) =>
+  page.getByRole("list", { name: `Notifications of user ${userId}` }).getByRole("listitem")
+const progressBar = (page: Page) => page.getByRole("progressbar", { name: "Round progress" })
+const banner = (page: Page) => page.locator("#banner")
+
+const restock = async (page: Page) => {
+  await page.locator("#restock-form").getByRole("button", { name: "Restock" }).click()
+}
+
+interface Progress {
+  readonly now: number
+  readonly max: number
+}
+
+const progressOf = async (bar: Locator): Promise<Progress> => ({
+  now: Number(await bar.getAttribute("aria-valuenow")),
+  max: Number(await bar.getAttribute("aria-valuemax"))
+})
+
+/** Polls the progress bar until `done` holds; answers every distinct state it showed. */
+const watchProgress = async (page: Page, done: (progress: Progress) => boolean, withinMs = 20_000) => {
+  const seen: Array<Progress> = []
+  const deadline = Date.now() + withinMs
+  while (true) {
+    const progress = await progressOf(progressBar(page))
+    const last = seen[seen.length - 1]
+    if (last === undefined || last.now !== progress.now || last.max !== progress.max) seen.push(progress)
+    if (done(progress)) return seen
+    if (Date.now() > deadline) throw new Error(`the progress bar never got there; it showed ${JSON.stringify(seen)}`)
+    await page.waitForTimeout(40)
+  }
+}
+
+/** The feed's notifications, as the page shows them. */
+const feedTexts = async (page: Page, userId: number) =>
+  (await feedItems(page, userId).allTextContents()).filter((text) => text.includes(" is back: "))
+
+const withPage = async (browser: Browser, test: (page: Page) => Promise<void>) => {
+  const page = await browser.context.newPage()
+  const errors: Array<string> = []
+  page.on("pageerror", (error) => errors.push(error.message))
+  try {
+    await test(page)
+  } finally {
+    await page.close()
+  }
+  expect(errors, "the page threw").toEqual([])
+}
+
+describe("the operator console", () => {
+  let service: RunningService
+  let browser: Browser
+
+  beforeAll(async () => {
+    browser = await launchBrowser()
+    service = await startService({ env: { RATE_LIMIT_PER_SECOND: rateLimit } })
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await service?.stop()
+  })
+
+  it("is served at / with its script and style, and refuses a wrong admin token", () =>
+    withPage(browser, async (page) => {
+      await signIn(page, service, "not-the-admin-token")
+      await page.getByText("That token was refused").waitFor()
+      expect(await page.getByRole("heading", { name: "Products" }).isVisible()).toBe(false)
+      expect(await page.evaluate(() => sessionStorage.getItem("restock.adminToken"))).toBeNull()
+
+      await page.getByLabel("Admin token").fill(adminToken)
+      await page.getByRole("button", { name: "Sign in" }).click()
+      await page.getByRole("heading", { name: "Products" }).waitFor()
+      await page.getByText("No products yet").waitFor()
+
+      // The token lives in this tab's session: a reload stays signed in, signing out forgets it.
+      await page.reload()
+      await page.getByRole("heading", { name: "Products" }).waitFor()
+      await page.getByRole("button", { name: "Sign out" }).click()
+      await page.getByLabel("Admin token").waitFor()
+      expect(await page.evaluate(() => sessionStorage.getItem("restock.adminToken"))).toBeNull()
+    }))
+
+  it("creates a product, subscribes two shoppers, and shows a round reach its end while each feed gets the notification once", () =>
+    withPage(browser, async (page) => {
+      await signedIn(page, service)
+      const form = page.getByRole("form", { name: "Create or update a product" })
+      await form.getByLabel("Id").fill("1")
+      await form.getByLabel("Name").fill("Blue sneakers")
+      await form.getByLabel("Stock").fill("100")
+      await form.getByRole("button", { name: "Save product" }).click()
+      await page.getByRole("heading", { name: "Blue sneakers #1" }).waitFor()
+      await page.locator("#product-rows").getByText("Blue sneakers").waitFor()
+
+      for (const userId of [1, 2]) {
+        await addShopper(page, userId)
+        await shopper(page, userId).getByRole("button", { name: "Subscribe to #1" }).click()
+        await shopper(page, userId).getByRole("button", { name: "Unsubscribe from #1" }).waitFor()
+      }
+      await page.getByText("2 active subscribers").waitFor()
+      // More subscribers behind the two shoppers, so the round lasts long enough to watch.
+      await subscribeMany(service, 1, 3, 100)
+
+      await restock(page)
+      const states = await watchProgress(page, ({ max, now }) => max === 100 && now === 100)
+      expect(states.some(({ now }) => now > 0 && now < 100), `progress shown live: ${JSON.stringify(states)}`).toBe(true)
+      await banner(page).getByText("Round #1 completed: 100 sends.").waitFor()
+      expect(await page.locator("#live-count").textContent()).toBe("100 of 100 sent")
+      await page.locator("#round-rows").getByText("Completed").waitFor()
+
+      for (const userId of [1, 2]) {
+        await feedItems(page, userId).filter({ hasText: "round #1" }).waitFor()
+      }
+      // Nothing else trickles in afterwards.
+      await page.waitForTimeout(1000)
+      expect(await feedTexts(page, 1)).toEqual([expect.stringContaining("Blue sneakers is back: round #1")])
+      expect(await feedTexts(page, 2)).toEqual([expect.stringContaining("Blue sneakers is back: round #1")])
+
+      // The recipients of the round, paged, in send order: the two shoppers first.
+      await page.locator("#round-rows").getByRole("button", { name: "Recipients" }).click()
+      await page.getByRole("heading", { name: "Recipients of round #1" }).waitFor()
+      const recipients = page.locator("#recipient-list li")
+      expect(await recipients.count()).toBe(50)
+      expect(await recipients.nth(0).textContent()).toMatch(/^User 1 /)
+      expect(await recipients.nth(1).textContent()).toMatch(/^User 2 /)
+      await page.getByRole("button", { name: "More recipients" }).click()
+      await page.waitForFunction(() => document.querySelectorAll("#recipient-list li").length === 100)
+      expect(await page.getByRole("button", { name: "More recipients" }).isVisible()).toBe(false)
+
+      // The service restarts: the feeds reconnect by themselves and show no notification twice.
+      service = await service.restart()
+      for (const userId of [1, 2]) await shopper(page, userId).getByText("live").waitFor({ timeout: 30_000 })
+      await restock(page)
+      await banner(page).getByText("Round #2 completed: 100 sends.").waitFor({ timeout: 20_000 })
+      for (const userId of [1, 2]) {
+        await feedItems(page, userId).filter({ hasText: "round #2" }).waitFor()
+      }
+      await page.waitForTimeout(1000)
+      for (const userId of [1, 2]) {
+        const texts = await feedTexts(page, userId)
+        expect(texts).toHaveLength(2)
+        expect(texts[0]).toContain("Blue sneakers is back: round #1")
+        expect(texts[1]).toContain("Blue sneakers is back: round #2")
+      }
+    }))
+
+  it("shows the sold-out banner when the stock is set to 0 during a round", () =>
+    withPage(browser, async (page) => {
+      await adminRequest(service, "PUT", "/admin/products/2", { name: "Red scarf", stock: 100 })
+      await subscribeMany(service, 2, 1, 150)
+      await signedIn(page, service)
+      await openProduct(page, "Red scarf")
+      await page.getByText("150 active subscribers").waitFor()
+
+      await restock(page)
+      await watchProgress(page, ({ now }) => now >= 10)
+      const stockForm = page.locator("#stock-form")
+      await stockForm.getByLabel("Stock").fill("0")
+      await stockForm.getByRole("button", { name: "Set stock" }).click()
+
+      const soldOut = banner(page).getByText(/^Sold out: round #1 stopped after (\d+) sends\.$/)
+      await soldOut.waitFor({ timeout: 20_000 })
+      const sent = Number(/after (\d+) sends/.exec((await soldOut.textContent())!)![1])
+      expect(sent).toBeGreaterThanOrEqual(10)
+      expect(sent).toBeLessThan(150)
+      expect(await progressOf(progressBar(page))).toEqual({ now: sent, max: 150 })
+      await page.locator("#round-rows").getByText("Sold out").waitFor()
+      await page.locator("#product-facts").getByText("out of stock").waitFor()
+      // Nothing to resume after a sell-out.
+      expect(await page.getByRole("button", { name: "Resume" }).count()).toBe(0)
+    }))
+})
+
+describe("the operator console with a failing sender", () => {
+  let scope: Scope.CloseableScope
+  let sender: Sender.TestSender
+  let service: RunningService
+  let browser: Browser
+
+  beforeAll(async () => {
+    scope = Effect.runSync(Scope.make())
+    sender = await Effect.runPromise(Scope.extend(Sender.start(), scope))
+    browser = await launchBrowser()
+    service = await startService({
+      env: { RATE_LIMIT_PER_SECOND: rateLimit, NOTIFIER: "webhook", NOTIFIER_WEBHOOK_URL: sender.url }
+    })
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await service?.stop()
+    if (scope) await Effect.runPromise(Scope.close(scope, Exit.void))
+  })
+
+  it("shows the error that stopped a round, and Resume finishes it", () =>
+    withPage(browser, async (page) => {
+      await adminRequest(service, "PUT", "/admin/products/1", { name: "Green mug", stock: 100 })
+      await subscribeMany(service, 1, 1, 40)
+      // User 25's address is refused, for good: a 400 is not retried.
+      sender.setScript(Sender.forUsers([25], { status: 400, body: `{"error":"unknown recipient"}` }))
+
+      await signedIn(page, service)
+      await openProduct(page, "Green mug")
+      await restock(page)
+      const stopped = banner(page).getByText(/^Round #1 stopped by an error after \d+ sends: .*HTTP 400/)
+      await stopped.waitFor({ timeout: 20_000 })
+      expect(await stopped.textContent()).toContain("unknown recipient")
+      await page.locator("#round-rows").getByText("Error", { exact: true }).waitFor()
+      expect((await progressOf(progressBar(page))).now).toBeLessThan(40)
+
+      // The sender takes user 25 now; the operator resumes the same round.
+      sender.setScript(undefined)
+      await banner(page).getByRole("button", { name: "Resume" }).click()
+      await banner(page).getByText("Round #1 completed: 40 sends.").waitFor({ timeout: 20_000 })
+      expect(await progressOf(progressBar(page))).toEqual({ now: 40, max: 40 })
+      expect(await page.locator("#round-rows tr").count()).toBe(1)
+      await page.locator("#round-rows").getByText("Completed").waitFor()
+
+      // Every subscriber got it, once: the sender saw each user succeed exactly once.
+      const delivered = sender.arrivals().filter((arrival) => arrival.status === 200).map((arrival) => arrival.userId)
+      expect([...delivered].sort((a, b) => a! - b!)).toEqual(Array.from({ length: 40 }, (_, index) => index + 1))
+    }))
+})
