@@ -95,6 +95,19 @@ const connectionOptions = (options: Options) => ({
 const isNoScript = (error: unknown): boolean => error instanceof Error && error.message.startsWith("NOSCRIPT")
 
 /**
+ * ioredis' wording for "Redis went away", in the words an operator reads in
+ * a round's `error` and in readiness answers.
+ */
+const describeFailure = (cause: unknown): unknown => {
+  if (!(cause instanceof Error)) return cause
+  // A command in flight when the connection dropped (never resent: maxRetriesPerRequest 0).
+  if (cause.name === "MaxRetriesPerRequestError") return new Error("connection lost while the command was in flight")
+  // A command issued while disconnected (no offline queue).
+  if (cause.message.startsWith("Stream isn't writeable")) return new Error("not connected")
+  return cause
+}
+
+/**
  * Runs a script by EVALSHA, and by EVAL when the server has not cached it
  * (first use, or after a restart). The command is written to the connection
  * synchronously, before this returns: callers can rely on the order of issue.
@@ -147,7 +160,7 @@ export const make = (
     const use = <A>(what: string, command: (client: Redis) => Promise<A>) =>
       Effect.tryPromise({
         try: () => command(client),
-        catch: (cause) => StorageUnavailable.fromCause(`Redis ${what}`, cause)
+        catch: (cause) => StorageUnavailable.fromCause(`Redis ${what}`, describeFailure(cause))
       })
 
     const runScript = (
