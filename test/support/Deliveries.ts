@@ -1,0 +1,85 @@
+/**
+ * What the test sender received, read the way the third party would: per
+ * round (`Idempotency-Key` = `<productId>:<restockRound>:<userId>`), with the
+ * start time the service put in each body (`sentAt`) and the arrival time
+ * the sender stamped.
+ */
+import type { Arrival, TestSender } from "./Sender.js"
+import { achievedRate, maxInSlidingWindow } from "./Rate.js"
+
+/** One webhook request of a round. */
+export interface Webhook {
+  readonly userId: number
+  /** When the request arrived at the sender (epoch ms, sub-ms precision). */
+  readonly at: number
+  /** When the service started the send (`sentAt` in the body, epoch ms). */
+  readonly sentAt: number
+  /** How the sender answered it (`undefined`: not yet, or never). */
+  readonly status: number | undefined
+}
+
+const keyOf = (arrival: Arrival): [number, number, number] | undefined => {
+  const parts = arrival.idempotencyKey?.split(":")
+  if (parts === undefined || parts.length !== 3) return undefined
+  const [productId, restockRound, userId] = parts.map(Number)
+  return [productId!, restockRound!, userId!]
+}
+
+/** The requests of one round (or of every round of the product), in arrival order. */
+export const webhooksOf = (
+  sender: TestSender,
+  productId: number,
+  restockRound?: number
+): Array<Webhook> =>
+  sender.arrivals().flatMap((arrival) => {
+    const key = keyOf(arrival)
+    if (key === undefined || key[0] !== productId || (restockRound !== undefined && key[1] !== restockRound)) return []
+    const body = arrival.body as { readonly sentAt?: string } | undefined
+    return [{
+      userId: key[2],
+      at: arrival.at,
+      sentAt: body?.sentAt === undefined ? Number.NaN : Date.parse(body.sentAt),
+      status: arrival.status
+    }]
+  })
+
+/** How many requests each user got. */
+export const countsByUser = (webhooks: ReadonlyArray<Webhook>): Map<number, number> => {
+  const counts = new Map<number, number>()
+  for (const webhook of webhooks) counts.set(webhook.userId, (counts.get(webhook.userId) ?? 0) + 1)
+  return counts
+}
+
+/** Requests beyond the first per user: what the `Idempotency-Key` lets the sender drop. */
+export const repeats = (webhooks: ReadonlyArray<Webhook>): number => webhooks.length - countsByUser(webhooks).size
+
+/** Users with a 2xx answer, in the order those answers' requests arrived. */
+export const succeeded = (webhooks: ReadonlyArray<Webhook>): Array<number> =>
+  webhooks.filter((webhook) => webhook.status !== undefined && webhook.status < 300).map((webhook) => webhook.userId)
+
+/** Whether the starts (`sentAt`) never go backwards in subscription order (users ascending). */
+export const startsInSubscriptionOrder = (webhooks: ReadonlyArray<Webhook>): boolean => {
+  const byUser = [...webhooks].sort((a, b) => a.userId - b.userId)
+  return byUser.every((webhook, i) => i === 0 || webhook.sentAt >= byUser[i - 1]!.sentAt)
+}
+
+/** Neighbouring arrivals whose users came out of subscription order (reordering on the way). */
+export const arrivalInversions = (webhooks: ReadonlyArray<Webhook>): number =>
+  webhooks.filter((webhook, i) => i > 0 && webhook.userId < webhooks[i - 1]!.userId).length
+
+export interface RateFigures {
+  readonly arrivals: number
+  /** The most arrivals in any sliding second. */
+  readonly worstSecond: number
+  /** Sustained arrivals per second over the span of the round. */
+  readonly achieved: number
+}
+
+export const rateOf = (webhooks: ReadonlyArray<Pick<Webhook, "at">>): RateFigures => {
+  const times = webhooks.map((webhook) => webhook.at)
+  return { arrivals: times.length, worstSecond: maxInSlidingWindow(times, 1000), achieved: achievedRate(times) }
+}
+
+/** `1..n` */
+export const range = (from: number, to: number): Array<number> =>
+  Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
