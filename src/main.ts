@@ -58,5 +58,6 @@ const main = Effect.gen(function*() {
 
 main.pipe(
   Logger.withMinimumLogLevel(LogLevel.Info),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  // The logger is main's choice (LOG_FORMAT): runMain's own pretty logger would print every line a second time.
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
 )

@@ -28,7 +28,8 @@ import {
   Ref,
   Schedule,
   Sink,
-  Stream
+  Stream,
+  type Tracer
 } from "effect"
 import { Notification, type DeliveryRecord } from "../Domain/Delivery.js"
 import type { StorageUnavailable } from "../Domain/Errors.js"
@@ -42,6 +43,7 @@ import { Repo } from "../Repo/Repo.js"
 import { StockCache } from "../StockCache/StockCache.js"
 import { Halt, terminalOutcome } from "./Halt.js"
 import * as Metrics from "../Metrics.js"
+import * as PageSpans from "../Observability/PageSpans.js"
 import { RateLimiter } from "./RateLimiter/RateLimiter.js"
 import { attemptThenRetry } from "./SendPolicy.js"
 
@@ -84,6 +86,8 @@ interface StartedSend {
   readonly subscriber: Subscriber
   readonly sentAt: Date
   readonly fiber: Fiber.RuntimeFiber<boolean>
+  /** The trace span of the page of sends it is part of. */
+  readonly page: Tracer.Span
 }
 
 /** A delivery to record, and whether it extends the contiguous successful prefix. */
@@ -169,6 +173,7 @@ export const dispatchRound = (input: DispatchInput) =>
     )
 
     const cutShort = yield* Ref.make(false)
+    const pages = yield* PageSpans.make(settings.pageSize)
     const inFlight = yield* Effect.makeSemaphore(settings.maxInFlight)
 
     const send = (subscriber: Subscriber, sentAt: Date): Effect.Effect<boolean> =>
@@ -203,8 +208,10 @@ export const dispatchRound = (input: DispatchInput) =>
             yield* haltWith(Halt.SoldOut())
           } else {
             const sentAt = new Date(yield* Clock.currentTimeMillis)
-            const fiber = yield* Effect.forkIn(send(subscriber, sentAt), roundScope)
-            return Option.some({ subscriber, sentAt, fiber })
+            const page = yield* pages.started
+            // Traced by its page, never on its own (nor the notifier's requests).
+            const fiber = yield* Effect.forkIn(Effect.withTracerEnabled(send(subscriber, sentAt), false), roundScope)
+            return Option.some({ subscriber, sentAt, fiber, page })
           }
         }
         yield* Ref.set(cutShort, true)
@@ -228,8 +235,9 @@ export const dispatchRound = (input: DispatchInput) =>
         yield* onProgress(recorded.round)
       }).pipe(
         Effect.catchTag("LeaseLost", () => haltWith(Halt.LeaseLost())),
-        // One span per batch of sends recorded, never one per send: a trace stays readable at any size.
-        Effect.withSpan("restock.batch", { attributes: { deliveries: batch.length } })
+        // Batches follow the sends closely (one every few sends at the limit): their queries would
+        // put several spans per send in a trace; the page spans and metrics time them instead.
+        Effect.withTracerEnabled(false)
       )
 
     const after = round.lastSentUserId === null
@@ -258,8 +266,9 @@ export const dispatchRound = (input: DispatchInput) =>
         Stream.map((started) => started.value),
         // Starts run ahead of the in-order joins by at most the in-flight slots.
         Stream.buffer({ capacity: settings.maxInFlight }),
-        Stream.mapEffect(({ fiber, sentAt, subscriber }) =>
+        Stream.mapEffect(({ fiber, page, sentAt, subscriber }) =>
           Fiber.join(fiber).pipe(
+            Effect.tap((succeeded) => pages.settled(page, succeeded)),
             Effect.map((succeeded) => ({ succeeded, userId: subscriber.userId, sentAt })),
             Effect.ensuring(inFlight.release(1))
           )
@@ -274,7 +283,8 @@ export const dispatchRound = (input: DispatchInput) =>
         // Group commit: while one batch is written, the next one gathers.
         Stream.aggregate(Sink.collectAllN<Delivered>(settings.maxRecordBatch)),
         Stream.mapEffect(recordBatch),
-        Stream.runDrain
+        Stream.runDrain,
+        Effect.ensuring(pages.close)
       )
     }
 

@@ -29,7 +29,7 @@ export class Prometheus extends Context.Tag("restock/Observability/Prometheus")<
         scrape: Effect.zipRight(
           processMetrics.sample,
           Effect.promise(() => reader.collect()).pipe(
-            Effect.map(({ resourceMetrics }) => withoutUnits(serializer.serialize(resourceMetrics)))
+            Effect.map(({ resourceMetrics }) => canonical(serializer.serialize(resourceMetrics)))
           )
         )
       }
@@ -38,11 +38,33 @@ export class Prometheus extends Context.Tag("restock/Observability/Prometheus")<
 }
 
 /**
- * The serializer writes OpenMetrics' `# UNIT` lines, which the Prometheus
- * text format (0.0.4, the content type served) does not have; and the bridge
- * gives every metric the unit "1". Units are in the metric names instead.
+ * The serializer's text, in the shape the Prometheus text format (0.0.4, the
+ * content type served) and its parsers expect: without OpenMetrics' `# UNIT`
+ * lines (the bridge gives every metric the unit "1"; units are in the names),
+ * and with each histogram's buckets before its `_sum` and `_count`, the order
+ * every Prometheus client writes (and simpler parsers rely on).
  */
-const withoutUnits = (exposition: string): string => exposition.replace(/^# UNIT .*\n/gm, "")
+const canonical = (exposition: string): string => {
+  const lines: Array<string> = []
+  let histogram: { readonly buckets: Array<string>; readonly sums: Array<string>; readonly counts: Array<string> } | undefined
+  const flush = () => {
+    if (histogram !== undefined) lines.push(...histogram.buckets, ...histogram.sums, ...histogram.counts)
+    histogram = undefined
+  }
+  for (const line of exposition.split("\n")) {
+    if (line.startsWith("# UNIT ")) continue
+    if (line.startsWith("# HELP ") || line === "") flush()
+    if (histogram !== undefined && !line.startsWith("#")) {
+      const name = line.split(/[{ ]/, 1)[0]!
+      ;(name.endsWith("_bucket") ? histogram.buckets : name.endsWith("_sum") ? histogram.sums : histogram.counts).push(line)
+      continue
+    }
+    lines.push(line)
+    if (/^# TYPE \S+ histogram$/.test(line)) histogram = { buckets: [], sums: [], counts: [] }
+  }
+  flush()
+  return lines.join("\n")
+}
 
 /**
  * A metric appears in Effect's registry once it is first touched. Reading

@@ -99,18 +99,29 @@ const untraced = (request: HttpServerRequest.HttpServerRequest): boolean => {
 export const redactCredentials = (value: string): string =>
   value.replace(/(access_token=)[^&#\s]*/gi, "$1REDACTED")
 
+const scrub = (value: unknown): unknown => typeof value === "string" ? redactCredentials(value) : value
+
 /**
  * The HTTP server's spans record the full URL of every request, and the
- * event streams take their token in the URL: every string attribute is
- * scrubbed before a span can be exported.
+ * event streams take their token in the URL: every string attribute and
+ * event is scrubbed before a span can be exported.
  */
 const redacting = (tracer: Tracer.Tracer): Tracer.Tracer =>
   Tracer.make({
     span: (...args) => {
-      const span = tracer.span(...args)
+      const span: { -readonly [K in keyof Tracer.Span]: Tracer.Span[K] } = tracer.span(...args)
       const attribute = span.attribute.bind(span)
-      ;(span as { attribute: typeof span.attribute }).attribute = (key, value) =>
-        attribute(key, typeof value === "string" ? redactCredentials(value) : value)
+      const event = span.event.bind(span)
+      span.attribute = (key, value) => attribute(key, scrub(value))
+      // Log lines become span events: the access log's URL among them.
+      span.event = (name, startTime, attributes) =>
+        event(
+          redactCredentials(name),
+          startTime,
+          attributes === undefined
+            ? undefined
+            : Object.fromEntries(Object.entries(attributes).map(([key, value]) => [key, scrub(value)]))
+        )
       return span
     },
     context: (f, fiber) => tracer.context(f, fiber)

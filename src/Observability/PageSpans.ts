@@ -1,0 +1,65 @@
+/**
+ * Spans over pages of sends. A round's trace reads trigger → round → pages:
+ * each page span opens as the first send of a page starts and ends once the
+ * outcome of its last send is taken, so a round of any size shows a handful
+ * of spans, never one per send.
+ */
+import { Effect, Exit, type Tracer } from "effect"
+
+export interface PageSpans {
+  /** As a send starts: the span of the page it belongs to, opened for a page's first send. */
+  readonly started: Effect.Effect<Tracer.Span>
+  /** As a send's outcome is taken: ends its page once every send of the full page has settled. */
+  readonly settled: (page: Tracer.Span, succeeded: boolean) => Effect.Effect<void>
+  /** Ends the pages still open (the last, partial one; or all of them when a round stops early). */
+  readonly close: Effect.Effect<void>
+}
+
+interface Page {
+  readonly span: Tracer.Span
+  started: number
+  settled: number
+  succeeded: number
+}
+
+/** Pages of `pageSize` sends, as children of the current span. */
+export const make = (pageSize: number): Effect.Effect<PageSpans> =>
+  Effect.sync(() => {
+    const open = new Map<Tracer.Span, Page>()
+    let current: Page | undefined
+    let count = 0
+
+    const end = (page: Page) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          open.delete(page.span)
+          page.span.attribute("sends", page.started)
+          page.span.attribute("succeeded", page.succeeded)
+          page.span.end(clock.unsafeCurrentTimeNanos(), Exit.void)
+        })
+      )
+
+    return {
+      started: Effect.suspend(() => {
+        if (current !== undefined && current.started < pageSize) {
+          current.started += 1
+          return Effect.succeed(current.span)
+        }
+        count += 1
+        return Effect.map(Effect.makeSpan("restock.page", { attributes: { page: count } }), (span) => {
+          current = { span, started: 1, settled: 0, succeeded: 0 }
+          open.set(span, current)
+          return span
+        })
+      }),
+      settled: (span, succeeded) =>
+        Effect.suspend(() => {
+          const page = open.get(span)
+          if (page === undefined) return Effect.void
+          page.settled += 1
+          if (succeeded) page.succeeded += 1
+          return page.started === pageSize && page.settled === page.started ? end(page) : Effect.void
+        }),
+      close: Effect.suspend(() => Effect.forEach([...open.values()], end, { discard: true }))
+    }
+  })
