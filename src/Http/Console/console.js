@@ -188,17 +188,21 @@ async function loadProducts(afterId = state.page.afterId) {
 function productRow(product) {
   const latest = product.latestRound
   return h(
-    "tr",
+    "li",
     { "data-id": product.id, class: state.product?.id === product.id ? "selected" : undefined },
     h(
-      "td",
-      {},
-      h("span", { class: "muted" }, `#${product.id} `),
-      h("button", { type: "button", class: "link", onclick: () => attempt(() => openProduct(product.id)) }, product.name)
+      "div",
+      { class: "product-line" },
+      h("button", { type: "button", class: "link", onclick: () => attempt(() => openProduct(product.id)) }, product.name),
+      h("span", { class: "muted" }, ` #${product.id}`),
+      latest ? h("span", { class: "latest" }, `round #${latest.restockRound} `, statusChip(latest.status)) : null
     ),
-    h("td", {}, number(product.stock), " ", h("span", { class: `chip stock-${product.stockStatus}` }, product.stockStatus === "IN_STOCK" ? "in stock" : "out of stock")),
-    h("td", {}, number(product.activeSubscribers)),
-    h("td", {}, latest ? [`#${latest.restockRound} `, statusChip(latest.status)] : h("span", { class: "muted" }, "none"))
+    h(
+      "div",
+      { class: "muted small" },
+      `stock ${number(product.stock)}${product.stockStatus === "IN_STOCK" ? "" : " (out of stock)"}`,
+      ` · ${number(product.activeSubscribers)} subscriber${product.activeSubscribers === 1 ? "" : "s"}`
+    )
   )
 }
 
@@ -262,6 +266,12 @@ function showSummary(summary) {
   showLive()
 }
 
+/** The list, and the open product's figures: what other clients changed shows within seconds. */
+async function refreshAll() {
+  if (state.product !== null) await refreshProduct()
+  else await loadProducts()
+}
+
 async function refreshProduct() {
   if (state.product === null) return
   const id = state.product.id
@@ -295,8 +305,7 @@ function roundRow(round, latest) {
     h("td", {}, statusChip(round.status), round.error ? h("div", { class: "error small" }, round.error) : null),
     h("td", {}, number(round.sentCount)),
     h("td", {}, round.lastSentUserId ?? "—"),
-    h("td", {}, time(round.startedAt)),
-    h("td", {}, time(round.finishedAt)),
+    h("td", { class: "time" }, time(round.startedAt), round.finishedAt ? h("div", { class: "muted" }, `→ ${time(round.finishedAt)}`) : null),
     h(
       "td",
       { class: "actions" },
@@ -613,12 +622,18 @@ onSubmit("shopper-form", async (form) => {
 $("sign-out").addEventListener("click", () => signOut())
 $("products-next").addEventListener("click", () => attempt(() => loadProducts(state.page.nextAfterId)))
 $("products-first").addEventListener("click", () => attempt(() => loadProducts(null)))
+$("products-refresh").addEventListener("click", () => attempt(refreshAll))
 $("banner-resume").addEventListener("click", () => attempt(resume))
 $("recipients-more").addEventListener("click", () =>
   attempt(() => showRecipients(state.product.recipients.restockRound, state.product.recipients.nextAfterId)))
 for (const button of document.querySelectorAll("[data-delta]")) {
   button.addEventListener("click", () => attempt(() => adjustStock(Number(button.dataset.delta))))
 }
+
+// Subscribers and stock also change through the API: refresh while the tab is in view.
+setInterval(() => {
+  if (state.token !== null && document.visibilityState === "visible") refreshAll().catch(() => undefined)
+}, 10_000)
 
 if (state.token === null) signOut()
 else signIn(state.token)
