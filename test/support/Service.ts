@@ -17,7 +17,7 @@
 import { SqlClient } from "@effect/sql"
 import { Context, Deferred, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import { appendFileSync, mkdirSync } from "node:fs"
+import { appendFileSync, mkdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { openStream, type StreamClient, type StreamOptions, TestServer } from "./Http.js"
@@ -120,6 +120,8 @@ export interface ServiceProcess {
   readonly isRunning: () => boolean
   /** What it printed so far (stdout and stderr interleaved), the end of it if long. */
   readonly output: () => string
+  /** CPU time it has used so far, in ms (`undefined` where /proc is not there): to tell a slow process from a starved one. */
+  readonly cpuMillis: () => number | undefined
 }
 
 /** Kept at most, per process: enough for the last few hundred log lines. */
@@ -295,7 +297,16 @@ export const start = (options: ServiceOptions): Effect.Effect<ServiceProcess, ne
         ),
       exited: Deferred.await(exited),
       isRunning: () => child.exitCode === null && child.signalCode === null,
-      output: () => output
+      output: () => output,
+      cpuMillis: () => {
+        try {
+          // utime and stime, in clock ticks (100 per second on Linux), after the parenthesised command name.
+          const fields = readFileSync(`/proc/${child.pid}/stat`, "utf8").replace(/^.*\) /s, "").split(" ")
+          return (Number(fields[11]) + Number(fields[12])) * 10
+        } catch {
+          return undefined
+        }
+      }
     }
 
     // Ready: the database and Redis answer through it.
