@@ -189,15 +189,15 @@ describe("the operator console", () => {
         expect(texts[0]).toContain("Blue sneakers is back: round #1")
         expect(texts[1]).toContain("Blue sneakers is back: round #2")
       }
-    }))
+    }), 180_000)
 
   it("shows the sold-out banner when the stock is set to 0 during a round", () =>
     withPage(browser, async (page) => {
       await adminRequest(service, "PUT", "/admin/products/2", { name: "Red scarf", stock: 100 })
-      await subscribeMany(service, 2, 1, 150)
+      await subscribeMany(service, 2, 1, 250)
       await signedIn(page, service)
       await openProduct(page, "Red scarf")
-      await page.getByText("150 active subscribers").waitFor()
+      await page.getByText("250 active subscribers").waitFor()
 
       await restock(page)
       await watchProgress(page, ({ now }) => now >= 10)
@@ -209,13 +209,13 @@ describe("the operator console", () => {
       await soldOut.waitFor({ timeout: 20_000 })
       const sent = Number(/after (\d+) sends/.exec((await soldOut.textContent())!)![1])
       expect(sent).toBeGreaterThanOrEqual(10)
-      expect(sent).toBeLessThan(150)
-      expect(await progressOf(progressBar(page))).toEqual({ now: sent, max: 150 })
+      expect(sent).toBeLessThan(250)
+      expect(await progressOf(progressBar(page))).toEqual({ now: sent, max: 250 })
       await page.locator("#round-rows").getByText("Sold out").waitFor()
       await page.locator("#product-facts").getByText("out of stock").waitFor()
       // Nothing to resume after a sell-out.
       expect(await page.getByRole("button", { name: "Resume" }).count()).toBe(0)
-    }))
+    }), 120_000)
 })
 
 describe("the operator console with a failing sender", () => {
@@ -265,5 +265,5 @@ describe("the operator console with a failing sender", () => {
       // Every subscriber got it, once: the sender saw each user succeed exactly once.
       const delivered = sender.arrivals().filter((arrival) => arrival.status === 200).map((arrival) => arrival.userId)
       expect([...delivered].sort((a, b) => a! - b!)).toEqual(Array.from({ length: 40 }, (_, index) => index + 1))
-    }))
+    }), 120_000)
 })

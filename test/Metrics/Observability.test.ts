@@ -288,7 +288,7 @@ describe("tracing over OTLP/HTTP", () => {
     expect(exported).toContain("restock-under-test")
     expect(exported.includes(adminToken), "the admin token was exported").toBe(false)
     expect(exported).toContain("access_token=REDACTED")
-  })
+  }, 120_000)
 })
 
 describe("tracing configuration", () => {
