@@ -30,7 +30,8 @@ export default defineConfig({
           ...shared,
           name: "real-time",
           include: realTime,
-          fileParallelism: false,
+          // One file at a time, in one fork.
+          poolOptions: { forks: { singleFork: true } },
           sequence: { groupOrder: 1 }
         }
       }

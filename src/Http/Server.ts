@@ -5,10 +5,11 @@
  * Built against the ports only (`Repo`, `StockCache`, `DeliveryFeed`,
  * `Restock`) and `AuthConfig`; `Layers.ts` / `main.ts` choose the adapters.
  */
-import { HttpApiBuilder, HttpApiSwagger, HttpMiddleware, HttpServer } from "@effect/platform"
+import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Duration, Effect, Layer } from "effect"
 import { createServer } from "node:http"
+import { accessLog } from "./AccessLog.js"
 import { Api } from "./Api.js"
 import { AuthLive } from "./Auth.js"
 import { ConsoleRoutesLive } from "./Console/Http.js"
@@ -42,7 +43,7 @@ export const ExtraRoutesLive = Layer.mergeAll(
 )
 
 /** The edge, served by whatever `HttpServer` is provided. */
-export const HttpLive = HttpApiBuilder.serve(HttpMiddleware.logger).pipe(
+export const HttpLive = HttpApiBuilder.serve(accessLog).pipe(
   Layer.provide(ExtraRoutesLive),
   Layer.provide(HttpApiBuilder.middleware(Api, requestGuard)),
   Layer.provide(ApiLive)

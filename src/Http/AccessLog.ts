@@ -1,0 +1,31 @@
+/**
+ * One log line per request, like `HttpMiddleware.logger`, but with the
+ * `access_token` query parameter redacted: browsers' EventSource puts the
+ * admin token and user JWTs there, and they must not end up in logs.
+ */
+import { HttpMiddleware, HttpServerError, HttpServerRequest } from "@effect/platform"
+import { Effect, FiberRef, Option } from "effect"
+
+/** The request's path and query, with `access_token` replaced. */
+export const redactedUrl = (url: string): string =>
+  url.replace(/([?&]access_token=)[^&#]*/g, "$1REDACTED")
+
+export const accessLog = HttpMiddleware.make((app) =>
+  Effect.gen(function*() {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const exit = yield* Effect.exit(app)
+    if (!(yield* FiberRef.get(HttpMiddleware.loggerDisabled))) {
+      const [response, cause] = exit._tag === "Failure"
+        ? HttpServerError.causeResponseStripped(exit.cause)
+        : [exit.value, Option.none()] as const
+      yield* Effect.log(Option.isSome(cause) ? cause.value : "Sent HTTP response").pipe(
+        Effect.annotateLogs({
+          "http.method": request.method,
+          "http.url": redactedUrl(request.url),
+          "http.status": response.status
+        })
+      )
+    }
+    return yield* exit
+  })
+)
