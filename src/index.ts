@@ -34,3 +34,8 @@ export * as Redis from "./Redis.js"
 export * as Config from "./Config.js"
 export * as Layers from "./Layers.js"
 export * as HttpServer from "./Http/Server.js"
+
+// Observability: the Prometheus registry behind `/metrics`, and OTLP tracing.
+export * as Prometheus from "./Observability/Prometheus.js"
+export * as Tracing from "./Observability/Tracing.js"
+export * as Metrics from "./Metrics.js"
