@@ -10,6 +10,10 @@ export const sends = Metric.counter("restock_sends_total", {
   description: "Requests to the sender, by outcome (ok, transient, permanent)",
   incremental: true
 })
+// Tagged once: tagging per send would build a new metric key each time.
+export const sendsOk = Metric.tagged(sends, "outcome", "ok")
+export const sendsTransientFailure = Metric.tagged(sends, "outcome", "transient")
+export const sendsPermanentFailure = Metric.tagged(sends, "outcome", "permanent")
 export const retries = Metric.counter("restock_send_retries_total", {
   description: "Retries of transient send failures",
   incremental: true
