@@ -14,9 +14,9 @@
  * (and at 500/s, thousands of sockets in TIME_WAIT).
  */
 import * as Undici from "undici"
-import { Clock, Duration, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Duration, Effect, Layer, Option } from "effect"
 import { STATUS_CODES } from "node:http"
-import { Notification } from "../Domain/Delivery.js"
+import type { Notification } from "../Domain/Delivery.js"
 import { describeCause } from "../Domain/Errors.js"
 import { Notifier, type NotifierShape, SendFailed } from "./Notifier.js"
 
@@ -39,7 +39,6 @@ export const defaultConnections = 64
 /** How much of a failed response's body goes into the error message. */
 const snippetBytes = 200
 
-const encodeNotification = Schema.encodeSync(Notification)
 
 /** What the sender answered: all that classifying a response needs. */
 interface Answer {
@@ -68,7 +67,15 @@ export const make = (options: WebhookOptions, dispatcher: Undici.Dispatcher): No
         "content-type": "application/json",
         "idempotency-key": notification.idempotencyKey
       },
-      body: JSON.stringify(encodeNotification(notification)),
+      // Written out rather than through the schema's encoder, which cost a quarter of a
+      // millisecond per request; the webhook test checks the body field by field.
+      body: JSON.stringify({
+        userId: notification.userId,
+        productId: notification.productId,
+        productName: notification.productName,
+        restockRound: notification.restockRound,
+        sentAt: notification.sentAt.toISOString()
+      }),
       signal
     }).then(async (response) => {
       // Read the whole body: a connection is reused only once its response is consumed.
