@@ -16,7 +16,6 @@
  * all a resume can repeat (SPEC §3.7).
  */
 import {
-  Chunk,
   Clock,
   Context,
   Deferred,
@@ -26,8 +25,8 @@ import {
   Metric,
   Option,
   Ref,
+  Queue,
   Schedule,
-  Sink,
   Stream,
   type Tracer
 } from "effect"
@@ -222,14 +221,14 @@ export const dispatchRound = (input: DispatchInput) =>
         return Option.none()
       })
 
-    const recordBatch = (batch: Chunk.Chunk<Delivered>) =>
+    const recordBatch = (batch: ReadonlyArray<Delivered>) =>
       Effect.gen(function*() {
         let lastSentUserId: UserId | undefined
         for (const delivered of batch) if (delivered.extendsPrefix) lastSentUserId = delivered.userId
         const now = new Date(yield* Clock.currentTimeMillis)
         const recorded = yield* durably(
           repo.recordDeliveries(productId, restockRound, owner, {
-            deliveries: Chunk.toReadonlyArray(batch),
+            deliveries: batch,
             lastSentUserId,
             now
           })
@@ -284,10 +283,7 @@ export const dispatchRound = (input: DispatchInput) =>
             : [false, Option.none()]
         ),
         Stream.filterMap((delivered) => delivered),
-        // Group commit: while one batch is written, the next one gathers.
-        Stream.aggregate(Sink.collectAllN<Delivered>(settings.maxRecordBatch)),
-        Stream.mapEffect(recordBatch),
-        Stream.runDrain,
+        groupCommit(settings.maxRecordBatch, recordBatch),
         Effect.ensuring(pages.close)
       )
     }
@@ -311,3 +307,35 @@ export const dispatchRound = (input: DispatchInput) =>
 
 /** Fails the round effect with the error that kept the database away. */
 export type DispatchError = StorageUnavailable
+
+/**
+ * Group commit: runs `stream` into a bounded queue while `write` takes
+ * whatever has gathered (at least one, at most `maxBatch`) each time it is
+ * free. Batches stay small while writes keep up and grow when they do not.
+ * (`Stream.aggregate` would do the same but polls on `Schedule.forever`,
+ * spinning a core while the stream waits for sends.)
+ */
+const groupCommit = <A, E, R>(maxBatch: number, write: (batch: ReadonlyArray<A>) => Effect.Effect<void, E, R>) =>
+<E2, R2>(stream: Stream.Stream<A, E2, R2>): Effect.Effect<void, E | E2, R | R2> =>
+  Effect.gen(function*() {
+    // `None` marks the end of the stream, behind every element before it.
+    const pending = yield* Queue.bounded<Option.Option<A>>(maxBatch)
+    const produce = stream.pipe(
+      Stream.runForEach((element) => Queue.offer(pending, Option.some(element))),
+      Effect.ensuring(Queue.offer(pending, Option.none()))
+    )
+    const consume = Effect.gen(function*() {
+      while (true) {
+        const taken = yield* Queue.takeBetween(pending, 1, maxBatch)
+        const batch: Array<A> = []
+        let ended = false
+        for (const item of taken) {
+          if (Option.isSome(item)) batch.push(item.value)
+          else ended = true
+        }
+        if (batch.length > 0) yield* write(batch)
+        if (ended) return
+      }
+    })
+    yield* Effect.all([produce, consume], { concurrency: 2, discard: true })
+  })
