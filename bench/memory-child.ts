@@ -1,0 +1,68 @@
+/**
+ * One round in a process of its own, for the memory bench: builds the
+ * service on the database and Redis prefix it is given (instant notifier,
+ * limit lifted), notes its resident set size once ready, sends the round of
+ * product `BENCH_PRODUCT_ID` while sampling RSS and heap every 20 ms, and
+ * prints one JSON line with what it saw.
+ *
+ * Started by `bench/memory.ts` (not meant to be run by hand).
+ */
+import { Effect, Logger, LogLevel, Redacted } from "effect"
+import type { DatabaseConfig } from "../src/Config.js"
+import * as Redis from "../src/Redis.js"
+import { timedRound } from "./support/Round.js"
+import { instantNotifier, stack } from "./support/Stack.js"
+
+const env = (name: string): string => {
+  const value = process.env[name]
+  if (value === undefined || value === "") throw new Error(`memory-child needs ${name}`)
+  return value
+}
+
+const database: DatabaseConfig = { _tag: "Mysql", url: Redacted.make(new URL(env("BENCH_DATABASE_URL"))) }
+const redis = Redis.layer(Redacted.make(new URL(env("BENCH_REDIS_URL"))), { keyPrefix: env("BENCH_REDIS_PREFIX") })
+const productId = Number(env("BENCH_PRODUCT_ID"))
+
+const mib = (bytes: number) => bytes / 1024 / 1024
+
+const main = Effect.gen(function*() {
+  // Let start-up garbage go first, so that "ready" is what a running service holds.
+  globalThis.gc?.()
+  const ready = process.memoryUsage()
+  let peakRss = ready.rss
+  let peakHeap = ready.heapUsed
+  const sampler = setInterval(() => {
+    const now = process.memoryUsage()
+    peakRss = Math.max(peakRss, now.rss)
+    peakHeap = Math.max(peakHeap, now.heapUsed)
+  }, 20)
+  const timed = yield* timedRound(productId).pipe(Effect.ensuring(Effect.sync(() => clearInterval(sampler))))
+  const result = {
+    status: timed.round.status,
+    sentCount: timed.round.sentCount,
+    seconds: timed.seconds,
+    readyRssMiB: mib(ready.rss),
+    readyHeapMiB: mib(ready.heapUsed),
+    peakRssMiB: mib(peakRss),
+    peakHeapMiB: mib(peakHeap),
+    // The kernel's own high-water mark of the whole process' life (start-up included).
+    maxRssMiB: process.resourceUsage().maxRSS / 1024
+  }
+  process.stdout.write(`${JSON.stringify(result)}\n`)
+}).pipe(
+  Effect.provide(stack({
+    database,
+    redis,
+    notifier: instantNotifier,
+    limitPerSecond: 1_000_000,
+    limiter: "memory"
+  }))
+)
+
+Effect.runPromise(main.pipe(Logger.withMinimumLogLevel(LogLevel.Warning))).then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  }
+)

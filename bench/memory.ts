@@ -1,0 +1,92 @@
+/**
+ * memory — a round's memory must not grow with its number of subscribers.
+ *
+ * Two rounds, 20,000 and 200,000 subscribers (seeded with multi-row INSERTs),
+ * each sent by a fresh process of its own (`memory-child.ts`: the service on
+ * MariaDB and Redis, instant notifier, limit lifted) so that the RSS of one
+ * is not the other's. Compared: the peak RSS while sending (sampled every
+ * 20 ms), the kernel's high-water mark, and the peak heap.
+ */
+import { Effect, Schema } from "effect"
+import * as Database from "../src/Repo/Database.js"
+import type { Bench } from "./support/Bench.js"
+import { runScript } from "./support/Child.js"
+import * as Infra from "./support/Infra.js"
+import { fixed, table, target, thousands } from "./support/Measure.js"
+import { say } from "./support/Say.js"
+import { seedProduct } from "./support/Seed.js"
+
+const sizes = [20_000, 200_000] as const
+
+const ChildReport = Schema.parseJson(Schema.Struct({
+  status: Schema.String,
+  sentCount: Schema.Number,
+  seconds: Schema.Number,
+  readyRssMiB: Schema.Number,
+  readyHeapMiB: Schema.Number,
+  peakRssMiB: Schema.Number,
+  peakHeapMiB: Schema.Number,
+  maxRssMiB: Schema.Number
+}))
+
+const oneRound = (subscribers: number) =>
+  Effect.gen(function*() {
+    const db = yield* Infra.database
+    const redis = yield* Infra.redis("memory")
+    say(`seeding ${thousands(subscribers)} subscribers`)
+    yield* seedProduct({ productId: 1, subscribers }).pipe(Effect.provide(Database.layer(db.config)))
+    say(`a round of ${thousands(subscribers)} in a fresh process`)
+    const { stdout } = yield* runScript("bench/memory-child.ts", {
+      env: {
+        BENCH_DATABASE_URL: db.url,
+        BENCH_REDIS_URL: redis.url,
+        BENCH_REDIS_PREFIX: redis.prefix,
+        BENCH_PRODUCT_ID: "1"
+      },
+      nodeArguments: ["--expose-gc"],
+      timeout: "6 minutes"
+    })
+    const lastLine = stdout.trim().split("\n").pop() ?? ""
+    return { subscribers, ...(yield* Schema.decodeUnknown(ChildReport)(lastLine)) }
+  }).pipe(Effect.scoped)
+
+export const run = Effect.gen(function*() {
+  const rounds = yield* Effect.forEach(sizes, oneRound)
+  const [small, large] = rounds as unknown as readonly [typeof rounds[0], typeof rounds[0]]
+  const ratio = large.peakRssMiB / small.peakRssMiB
+  const growth = (r: typeof small) => r.peakRssMiB - r.readyRssMiB
+  return {
+    sections: [
+      table(
+        ["subscribers", "status", "sent", "seconds", "msg/s", "RSS ready MiB", "peak RSS MiB", "kernel maxRSS MiB", "peak heap MiB", "RSS growth MiB"],
+        rounds.map((r) => [
+          thousands(r.subscribers),
+          r.status,
+          thousands(r.sentCount),
+          fixed(r.seconds, 1),
+          thousands(r.sentCount / r.seconds),
+          fixed(r.readyRssMiB, 1),
+          fixed(r.peakRssMiB, 1),
+          fixed(r.maxRssMiB, 1),
+          fixed(r.peakHeapMiB, 1),
+          fixed(growth(r), 1)
+        ])
+      ),
+      `Peak RSS ratio 200,000 / 20,000 = ${fixed(ratio, 3)} for 10× the subscribers ` +
+      `(RSS growth during the round: ${fixed(growth(small), 1)} MiB vs ${fixed(growth(large), 1)} MiB).`
+    ],
+    targets: [
+      target("memory: both rounds COMPLETED", rounds.every((r) => r.status === "COMPLETED" && r.sentCount === r.subscribers),
+        rounds.map((r) => `${r.status} ${thousands(r.sentCount)}`).join(", ")),
+      // 10× the subscribers; anything that held per-subscriber state would show up as a large multiple.
+      target("memory: peak RSS does not grow with the count (ratio ≤ 1.25)", ratio <= 1.25, fixed(ratio, 3))
+    ]
+  }
+})
+
+export const bench: Bench = {
+  name: "memory",
+  title: "Peak RSS of a round of 20,000 vs 200,000 subscribers (fresh process each)",
+  timeout: "10 minutes",
+  run
+}

@@ -1,0 +1,189 @@
+/**
+ * rate — the limit where the third party measures it.
+ *
+ * Real time, MariaDB + Redis, one local HTTP sender answering in 20 ± 10 ms
+ * and stamping every request where it arrives. restock sends a round of 5,000
+ * subscribers through the real `Restock` service (webhook notifier, Redis
+ * rate limiter and stock cache) at 500/s; then, against the same sender in
+ * the same run, 3,000 sends by 50 concurrent workers through p-throttle
+ * strict and through BullMQ's worker limiter (ANCHORS.md).
+ */
+import { Effect } from "effect"
+import { DispatchSettings } from "../src/Dispatch/Round.js"
+import { Notification } from "../src/Domain/Delivery.js"
+import { ProductId, RestockRound, UserId } from "../src/Domain/Ids.js"
+import { Notifier } from "../src/Notifier/Notifier.js"
+import * as Webhook from "../src/Notifier/Webhook.js"
+import * as TestSender from "../test/support/Sender.js"
+import type { Bench } from "./support/Bench.js"
+import { bullmqLimiter, makeClient, pThrottleStrict } from "./support/Comparisons.js"
+import { profiled } from "./support/CpuProfile.js"
+import * as Infra from "./support/Infra.js"
+import { fixed, type RateFigures, rateFigures, table, target, thousands } from "./support/Measure.js"
+import { timedRound } from "./support/Round.js"
+import { say } from "./support/Say.js"
+import { seedProduct } from "./support/Seed.js"
+import { Probe, stack } from "./support/Stack.js"
+
+const limit = 500
+const subscribers = 5_000
+const comparisonSends = 3_000
+const workers = 50
+const latency = { minMs: 10, maxMs: 30 }
+/** The profiled round is short: the profiler slows what it watches. */
+const profiledSubscribers = 1_000
+const clientSends = 2_000
+const clientConcurrency = 16
+const maxInFlight = DispatchSettings.defaults.maxInFlight
+
+const arrivalTimes = (sender: TestSender.TestSender) => sender.arrivals().map((arrival) => arrival.at)
+
+const row = (
+  approach: string,
+  figures: RateFigures,
+  cpuMs: number,
+  extra: { readonly total?: string; readonly ideal?: string } = {}
+) => [
+  approach,
+  thousands(figures.n),
+  String(figures.worstSecond),
+  String(figures.windowsOverLimit),
+  fixed(figures.efficiency, 3),
+  fixed(figures.spanSeconds, 2),
+  extra.total ?? "",
+  extra.ideal ?? "",
+  fixed(cpuMs / figures.n, 2)
+]
+
+/** CPU time of this process (sender included) while `effect` runs, in ms. */
+const cpuOf = <E, R>(effect: Effect.Effect<unknown, E, R>) =>
+  Effect.suspend(() => {
+    const before = process.cpuUsage()
+    return Effect.as(effect, undefined).pipe(Effect.map(() => {
+      const used = process.cpuUsage(before)
+      return (used.user + used.system) / 1000
+    }))
+  })
+
+export const run = Effect.gen(function*() {
+  const db = yield* Infra.database
+  const redis = yield* Infra.redis("rate")
+  const sender = yield* TestSender.start({ latency })
+
+  const probe = new Probe()
+  say(`restock: a round of ${thousands(subscribers)} subscribers at ${limit}/s through the webhook notifier`)
+  const restock = yield* Effect.gen(function*() {
+    yield* seedProduct({ productId: 1, subscribers })
+    sender.clearArrivals()
+    const { cpuMs, round: finished, seconds } = yield* timedRound(1)
+    const figures = rateFigures(arrivalTimes(sender), limit)
+    const seen = {
+      sendMs: probe.sends.totalMs / probe.sends.count,
+      sendMaxMs: probe.sends.maxMs,
+      acquireMs: probe.acquires.totalMs / probe.acquires.count,
+      reservationsPerAcquire: probe.reservations / probe.acquires.count,
+      records: probe.records.count,
+      recordMs: probe.records.totalMs / probe.records.count
+    }
+    say(`where restock's CPU goes: a round of ${thousands(profiledSubscribers)} under the sampling profiler`)
+    yield* seedProduct({ productId: 2, subscribers: profiledSubscribers, firstUserId: subscribers + 1 })
+    const { buckets, result: profiledRound } = yield* profiled(timedRound(2))
+    say(`one send's CPU: ${thousands(clientSends)} POSTs through the webhook notifier, then through plain undici`)
+    const notifier = yield* Notifier
+    const webhookCpu = yield* cpuOf(Effect.forEach(
+      Array.from({ length: clientSends }, (_, i) => i + 1),
+      (userId) => notifier.send(new Notification({ userId: UserId.make(userId), productId: ProductId.make(3), productName: "Bench", restockRound: RestockRound.make(1), sentAt: new Date() })),
+      { concurrency: clientConcurrency, discard: true }
+    ))
+    return { finished, seconds, cpuMs, figures, buckets, profiledRound, webhookCpu, seen }
+  }).pipe(
+    Effect.provide(stack({
+      database: db.config,
+      redis: redis.layer,
+      notifier: Webhook.layer({ url: new URL(sender.url) }),
+      limitPerSecond: limit,
+      probe
+    }))
+  )
+
+  say(`p-throttle strict: ${thousands(comparisonSends)} sends, ${workers} workers`)
+  sender.clearArrivals()
+  const pThrottleCpu = yield* cpuOf(pThrottleStrict(sender.url, { count: comparisonSends, workers, limit }))
+  const pThrottle = rateFigures(arrivalTimes(sender), limit)
+
+  say(`BullMQ worker limiter: ${thousands(comparisonSends)} jobs, concurrency ${workers}`)
+  sender.clearArrivals()
+  const bullmqCpu = yield* cpuOf(bullmqLimiter(sender.url, {
+    count: comparisonSends,
+    concurrency: workers,
+    limit,
+    redisUrl: redis.url,
+    prefix: `${redis.prefix}bull`,
+    done: sender.awaitArrivals(comparisonSends).pipe(Effect.zipRight(Effect.sleep("100 millis")))
+  }))
+  const bullmq = rateFigures(arrivalTimes(sender), limit)
+  const undiciCpu = yield* Effect.acquireUseRelease(
+    Effect.sync(() => makeClient(sender.url)),
+    (client) =>
+      cpuOf(Effect.forEach(
+        Array.from({ length: clientSends }, (_, i) => i + 1),
+        (userId) => Effect.promise(() => client.send(userId)),
+        { concurrency: clientConcurrency, discard: true }
+      )),
+    (client) => Effect.promise(() => client.close())
+  )
+
+  const ideal = (restock.figures.n - 1) / limit
+  const { finished } = restock
+  return {
+    sections: [
+      table(
+        ["approach", "sends", "worst second", "windows over 500", "efficiency", "span s", "trigger→done s", "ideal s", "CPU ms/send"],
+        [
+          row("restock (Restock service, webhook, Redis limiter)", restock.figures, restock.cpuMs, {
+            total: fixed(restock.seconds, 2),
+            ideal: fixed(ideal, 2)
+          }),
+          row("p-throttle 8.1 strict {limit 500, interval 1000}, 50 workers", pThrottle, pThrottleCpu),
+          row("BullMQ 6.7 worker limiter {max 500, duration 1000}, concurrency 50", bullmq, bullmqCpu)
+        ]
+      ),
+      [
+        `restock round: ${finished.status}, sent ${thousands(finished.sentCount)} of ${thousands(subscribers)}; ` +
+        `achieved ${fixed(restock.figures.achievedPerSecond, 1)}/s = ${fixed(restock.figures.efficiency, 3)} of the limit; ` +
+        `total ${fixed(restock.seconds, 2)} s vs ideal ${fixed(ideal, 2)} s (ideal/total ${fixed(ideal / restock.seconds, 3)}).`,
+        `Ratios in this run: restock's worst second / p-throttle strict's = ${fixed(restock.figures.worstSecond / pThrottle.worstSecond, 3)}, ` +
+        `/ BullMQ's = ${fixed(restock.figures.worstSecond / bullmq.worstSecond, 3)}; ` +
+        `efficiency / p-throttle strict's = ${fixed(restock.figures.efficiency / pThrottle.efficiency, 3)}.`,
+        "CPU ms/send is this whole process (the in-process sender's share included, the same for every row)."
+      ].join("\n"),
+      `Inside restock's round (probes on its ports): a send took ${fixed(restock.seen.sendMs, 1)} ms on average as the ` +
+      `notifier saw it (max ${fixed(restock.seen.sendMaxMs, 0)} ms; the sender waits 10–30 ms), so ${maxInFlight} sends in flight ` +
+      `allow at most ${fixed((maxInFlight * 1000) / restock.seen.sendMs, 0)}/s before in-order release; a limiter acquire took ` +
+      `${fixed(restock.seen.acquireMs, 2)} ms and ${fixed(restock.seen.reservationsPerAcquire, 3)} Redis reservations ` +
+      `(above 1: slots given up by fibers that woke too late); ${thousands(restock.seen.records)} record batches of ` +
+      `${fixed(restock.seen.recordMs, 1)} ms on average.`,
+      `One send's CPU alone (${thousands(clientSends)} POSTs, ${clientConcurrency} at a time, same sender, its share included): ` +
+      `restock's webhook notifier (@effect/platform HttpClient on undici) ${fixed(restock.webhookCpu / clientSends, 2)} ms, ` +
+      `plain undici ${fixed(undiciCpu / clientSends, 2)} ms. ` +
+      `At ${limit}/s, restock's ${fixed(restock.cpuMs / restock.figures.n, 2)} ms per send asks for ` +
+      `${fixed((restock.cpuMs / restock.figures.n) * limit / 1000, 2)} of this machine's 2 cores.`,
+      `Where restock's CPU went in a round of ${thousands(profiledSubscribers)} at ${limit}/s ` +
+      `(${fixed(restock.profiledRound.cpuMs, 0)} ms CPU, ${fixed(restock.profiledRound.cpuMs / profiledSubscribers, 2)} ms/send; ` +
+      `V8 sampling profiler, self time, sender included):\n\n` +
+      table(
+        ["bucket", "CPU ms", "share"],
+        restock.buckets.filter((b) => b.share >= 0.005).map((b) => [b.name, fixed(b.ms, 0), `${fixed(100 * b.share, 1)} %`])
+      )
+    ],
+    targets: [
+      target("rate: every subscriber sent, round COMPLETED", finished.status === "COMPLETED" && finished.sentCount === subscribers &&
+        restock.figures.n === subscribers, `${finished.status}, ${finished.sentCount} sent, ${restock.figures.n} arrived`),
+      target("rate: 0 sliding seconds over the limit at the sender", restock.figures.windowsOverLimit === 0,
+        `worst second ${restock.figures.worstSecond}, ${restock.figures.windowsOverLimit} windows over`),
+      target("rate: efficiency ≥ 0.98", restock.figures.efficiency >= 0.98, fixed(restock.figures.efficiency, 3))
+    ]
+  }
+})
+
+export const bench: Bench = { name: "rate", title: "Rate limit at the receiver (MariaDB + Redis, webhook, 500/s)", timeout: "3 minutes", run }
