@@ -42,7 +42,7 @@ export const make = (options: Options): Effect.Effect<RateLimiterShape> =>
     // The theoretical arrival time of the next start, in microseconds.
     const theoreticalArrival = yield* Ref.make(0)
 
-    const mayStart = makeLateStartGuard(options.limitPerSecond, spacing)
+    const mayStart = makeLateStartGuard(options.limitPerSecond, spacing, { soleUser: true })
 
     const reserve = (now: number) =>
       Ref.modify(theoreticalArrival, (tat) => {

@@ -75,7 +75,7 @@ export const make = (options: Options): Effect.Effect<RateLimiterShape, never, R
   Effect.gen(function*() {
     const redis = yield* RedisConnection
     const spacing = spacingMicros(options.limitPerSecond, options.margin ?? defaultMargin)
-    const mayStart = makeLateStartGuard(options.limitPerSecond, spacing)
+    const mayStart = makeLateStartGuard(options.limitPerSecond, spacing, { soleUser: false })
 
     const acquire = Effect.gen(function*() {
       for (let reservation = 1;; reservation++) {
