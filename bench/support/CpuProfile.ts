@@ -25,6 +25,8 @@ export interface Bucket {
   readonly share: number
 }
 
+const profilerItself = "the profiler itself"
+
 const effectModule = (url: string): string | undefined => /node_modules\/effect\/dist\/esm\/(.+)\.js$/.exec(url)?.[1]
 
 /** The bucket of one sampled function. */
@@ -54,11 +56,16 @@ const bucketOf = ({ functionName, url }: ProfileNode["callFrame"]): string => {
   if (functionName === "(idle)") return "idle (waiting on I/O)"
   if (functionName === "(program)") return "V8 / native (program)"
   if (url.startsWith("node:")) return "Node internals (net, streams, timers)"
+  // The inspector session's own calls (starting and stopping the profiler).
+  if (functionName === "dispatch") return profilerItself
   // Builtins without a script: socket writes (writeBuffer, writev, writeUtf8String) and the like.
   return `native ${functionName || "(anonymous)"}`
 }
 
-/** Runs `effect` under the sampling profiler; answers its result and the CPU buckets, largest first. */
+/**
+ * Runs `effect` under the sampling profiler; answers its result and the CPU
+ * buckets, largest first (the profiler's own time left out).
+ */
 export const profiled = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.acquireUseRelease(
     Effect.promise(async () => {
@@ -87,6 +94,7 @@ const buckets = (profile: Profile): ReadonlyArray<Bucket> => {
     const node = byId.get(id)
     if (node === undefined) return
     const name = bucketOf(node.callFrame)
+    if (name === profilerItself) return
     totals.set(name, (totals.get(name) ?? 0) + micros)
     all += micros
   })
