@@ -23,7 +23,7 @@ import {
 
 export interface Options {
   readonly limitPerSecond: number
-  /** The share of the limit kept free for arrival jitter. Default `defaultMargin` (1 %). */
+  /** The share of the limit kept free for arrival jitter. Default `defaultMargin` (1.5 %). */
   readonly margin?: number | undefined
 }
 
