@@ -43,7 +43,7 @@ export const defaultMargin = 0.015
 export const latenessToleranceMicros = (limitPerSecond: number, spacing: number): number =>
   Math.max(0, Math.floor((limitPerSecond * spacing - 1_000_000) / 2))
 
-/** Reservations one `acquire` makes at most before it starts however late it woke (no livelock under load). */
+/** Reservations one `acquire` makes at most before it starts however late it woke, when it is the limit's sole user. */
 export const maxReservationsPerAcquire = 3
 
 /**
@@ -73,8 +73,12 @@ export const makeLateStartGuard = (
   const tolerance = latenessToleranceMicros(limitPerSecond, spacing)
   let lastLateStart = Number.NEGATIVE_INFINITY
   return (slotMicros: number, nowMicros: number, reservation: number): boolean => {
-    if (nowMicros - slotMicros <= tolerance || reservation >= maxReservationsPerAcquire) return true
-    if (!options.soleUser || nowMicros - lastLateStart < 1_000_000) return false
+    if (nowMicros - slotMicros <= tolerance) return true
+    // Sharing the limit, a late fiber always reserves again: never over the limit, at the
+    // cost of slots when the process is starved of CPU. Alone, it may give up after a few.
+    if (!options.soleUser) return false
+    if (reservation >= maxReservationsPerAcquire) return true
+    if (nowMicros - lastLateStart < 1_000_000) return false
     lastLateStart = nowMicros
     return true
   }
