@@ -8,7 +8,7 @@
 import { HttpApiBuilder, HttpApiSwagger, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Duration, Effect, Layer } from "effect"
-import { createServer } from "node:http"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { accessLog } from "./AccessLog.js"
 import { Api } from "./Api.js"
 import { AuthLive } from "./Auth.js"
@@ -57,6 +57,19 @@ export interface ServeOptions {
 }
 
 /**
+ * Node's server starts listening before the API's handler is attached (and
+ * the handler is detached before it closes at shutdown). A request in that
+ * gap would have no listener and hang until the client gives up; this one
+ * answers it 503 instead, and stands aside whenever the API's handler is
+ * there.
+ */
+export const answerWhileNoHandler = (server: Server) => (_request: IncomingMessage, response: ServerResponse) => {
+  if (server.listenerCount("request") > 1) return
+  response.writeHead(503, { "content-type": "application/json", "retry-after": "1", connection: "close" })
+  response.end(JSON.stringify({ _tag: "ServiceUnavailable", message: "the service is starting or stopping" }))
+}
+
+/**
  * The edge on `host:port`, with Node. Shutdown: the SSE streams end (their
  * lifetime is released with the API), the server stops accepting and closes
  * idle connections, and whatever is still open after `shutdownGrace` (a
@@ -66,6 +79,7 @@ export interface ServeOptions {
 export const serve = (options: ServeOptions) =>
   Layer.unwrapEffect(Effect.sync(() => {
     const server = createServer()
+    server.on("request", answerWhileNoHandler(server))
     const cutAfterGrace = Layer.scopedDiscard(Effect.addFinalizer(() =>
       Effect.sleep(Duration.decode(options.shutdownGrace ?? "5 seconds")).pipe(
         Effect.andThen(Effect.sync(() => server.closeAllConnections())),

@@ -38,7 +38,7 @@ beforeAll(async () => {
   })
   const deadline = Date.now() + 30_000
   while (Date.now() < deadline) {
-    const ready = await fetch(`${baseUrl}/health/ready`).then((response) => response.ok, () => false)
+    const ready = await fetch(`${baseUrl}/health/ready`, { signal: AbortSignal.timeout(2_000) }).then((response) => response.ok, () => false)
     if (ready) return
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
