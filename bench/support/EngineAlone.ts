@@ -43,7 +43,8 @@ const product = new Product({ id: productId, name: "Bench product", restockRound
 const memoryRepo = (subscribers: number, pageSize: number): RepoShape => {
   const all: Array<Subscriber> = Array.from({ length: subscribers }, (_, i) => ({
     subscriptionId: SubscriptionId.make(i + 1),
-    userId: UserId.make(i + 1)
+    userId: UserId.make(i + 1),
+    alreadyRecorded: false
   }))
   let nextId = 1
   const unused = () => Effect.dieMessage("not used by the dispatch")

@@ -81,16 +81,33 @@ export class DispatchSettings extends Context.Tag("restock/DispatchSettings")<
   }
 }
 
-interface StartedSend {
-  readonly subscriber: Subscriber
-  readonly sentAt: Date
-  readonly fiber: Fiber.RuntimeFiber<boolean>
-  /** The trace span of the page of sends it is part of. */
-  readonly page: Tracer.Span
+/** A subscriber's turn: a send started, or a user who already has a record of the round. */
+type Turn =
+  | {
+    readonly _tag: "Started"
+    readonly subscriber: Subscriber
+    readonly sentAt: Date
+    readonly fiber: Fiber.RuntimeFiber<boolean>
+    /** The trace span of the page of sends it is part of. */
+    readonly page: Tracer.Span
+  }
+  | { readonly _tag: "AlreadyRecorded"; readonly subscriber: Subscriber }
+
+/** How a subscriber's turn went, taken in subscription order. */
+interface Outcome {
+  readonly succeeded: boolean
+  readonly userId: UserId
+  readonly delivery: DeliveryRecord | undefined
 }
 
-/** A delivery to record, and whether it extends the contiguous successful prefix. */
-interface Delivered extends DeliveryRecord {
+/**
+ * A user the round reached, in subscription order: the delivery to record
+ * (none for a user recorded before a resume), and whether it extends the
+ * contiguous successful prefix.
+ */
+interface Reached {
+  readonly userId: UserId
+  readonly delivery: DeliveryRecord | undefined
   readonly extendsPrefix: boolean
 }
 
@@ -197,8 +214,10 @@ export const dispatchRound = (input: DispatchInput) =>
      * stop first. From the last check to the fork nothing yields, so no send
      * starts once stock ≤ 0 is visible to this process.
      */
-    const startSend = (subscriber: Subscriber): Effect.Effect<Option.Option<StartedSend>> =>
+    const startSend = (subscriber: Subscriber): Effect.Effect<Option.Option<Turn>> =>
       Effect.gen(function*() {
+        // Sent before a resume: not again, but it may carry the prefix on.
+        if (subscriber.alreadyRecorded) return Option.some({ _tag: "AlreadyRecorded", subscriber } as const)
         // A halt while waiting here is seen right after: the wait is at most one send's
         // latency (for a slot) plus one spacing (for a permit), and nothing is sent meanwhile.
         yield* inFlight.take(1)
@@ -214,21 +233,25 @@ export const dispatchRound = (input: DispatchInput) =>
             const page = yield* pages.started
             // Traced by its page, never on its own (nor the notifier's requests).
             const fiber = yield* Effect.forkIn(Effect.withTracerEnabled(send(subscriber, sentAt), false), roundScope)
-            return Option.some({ subscriber, sentAt, fiber, page })
+            return Option.some({ _tag: "Started", subscriber, sentAt, fiber, page } as const)
           }
         }
         yield* Ref.set(cutShort, true)
         return Option.none()
       })
 
-    const recordBatch = (batch: ReadonlyArray<Delivered>) =>
+    const recordBatch = (batch: ReadonlyArray<Reached>) =>
       Effect.gen(function*() {
         let lastSentUserId: UserId | undefined
-        for (const delivered of batch) if (delivered.extendsPrefix) lastSentUserId = delivered.userId
+        const deliveries: Array<DeliveryRecord> = []
+        for (const reached of batch) {
+          if (reached.extendsPrefix) lastSentUserId = reached.userId
+          if (reached.delivery !== undefined) deliveries.push(reached.delivery)
+        }
         const now = new Date(yield* Clock.currentTimeMillis)
         const recorded = yield* durably(
           repo.recordDeliveries(productId, restockRound, owner, {
-            deliveries: batch,
+            deliveries,
             lastSentUserId,
             now
           })
@@ -269,20 +292,28 @@ export const dispatchRound = (input: DispatchInput) =>
         Stream.map((started) => started.value),
         // Starts run ahead of the in-order joins by at most the in-flight slots.
         Stream.buffer({ capacity: settings.maxInFlight }),
-        Stream.mapEffect(({ fiber, page, sentAt, subscriber }) =>
-          Fiber.join(fiber).pipe(
-            Effect.tap((succeeded) => pages.settled(page, succeeded)),
-            Effect.map((succeeded) => ({ succeeded, userId: subscriber.userId, sentAt })),
-            Effect.ensuring(inFlight.release(1))
-          )
+        Stream.mapEffect((turn): Effect.Effect<Outcome> =>
+          turn._tag === "AlreadyRecorded"
+            ? Effect.succeed({ succeeded: true, userId: turn.subscriber.userId, delivery: undefined })
+            : Fiber.join(turn.fiber).pipe(
+              Effect.tap((succeeded) => pages.settled(turn.page, succeeded)),
+              Effect.map((succeeded) => ({
+                succeeded,
+                userId: turn.subscriber.userId,
+                delivery: { userId: turn.subscriber.userId, sentAt: turn.sentAt }
+              })),
+              Effect.ensuring(inFlight.release(1))
+            )
         ),
         // The prefix stays contiguous until the first failure in subscription order.
-        Stream.mapAccum(true, (prefixIntact, outcome): [boolean, Option.Option<Delivered>] =>
-          outcome.succeeded
-            ? [prefixIntact, Option.some({ userId: outcome.userId, sentAt: outcome.sentAt, extendsPrefix: prefixIntact })]
-            : [false, Option.none()]
+        Stream.mapAccum(true, (prefixIntact, outcome): [boolean, Option.Option<Reached>] =>
+          !outcome.succeeded
+            ? [false, Option.none()]
+            : outcome.delivery === undefined && !prefixIntact
+            ? [false, Option.none()]
+            : [prefixIntact, Option.some({ userId: outcome.userId, delivery: outcome.delivery, extendsPrefix: prefixIntact })]
         ),
-        Stream.filterMap((delivered) => delivered),
+        Stream.filterMap((reached) => reached),
         groupCommit(settings.maxRecordBatch, recordBatch),
         Effect.ensuring(pages.close)
       )

@@ -13,4 +13,10 @@ export class Subscription extends Schema.Class<Subscription>("Subscription")({
 export interface Subscriber {
   readonly subscriptionId: SubscriptionId
   readonly userId: UserId
+  /**
+   * Whether the user already has a record of the round being sent (a send
+   * that succeeded after an earlier failure, before a resume): not sent
+   * again, but part of the contiguous prefix once the users before it are.
+   */
+  readonly alreadyRecorded: boolean
 }

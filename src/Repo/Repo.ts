@@ -77,9 +77,11 @@ export interface RepoShape {
     userId: UserId
   ) => Effect.Effect<Option.Option<SubscriptionId>, StorageUnavailable>
   /**
-   * Active subscribers in subscription order after `after`, who have no
-   * delivery record of `restockRound` yet, read lazily in pages of `pageSize`
-   * by an index range scan (never the whole list in memory).
+   * Active subscribers in subscription order after `after`, each flagged
+   * `alreadyRecorded` if it has a delivery record of `restockRound` (a resume
+   * sends those no second time but counts them in the contiguous prefix), read
+   * lazily in pages of `pageSize` by an index range scan (never the whole
+   * list in memory).
    */
   readonly pendingSubscribers: (
     productId: ProductId,

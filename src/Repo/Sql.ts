@@ -41,7 +41,7 @@ const DeliveryRow = Schema.Struct({ ...Delivery.fields, sentAt: Timestamp })
 const RecipientRow = Schema.Struct({ id: DeliveryId, userId: UserId, sentAt: Timestamp })
 const RoundWithNameRow = Schema.Struct({ ...RoundRow.fields, productName: Schema.String })
 const SubscriptionRow = Schema.Struct({ ...Subscription.fields, active: Flag, subscribedAt: Timestamp })
-const SubscriberRow = Schema.Struct({ subscriptionId: SubscriptionId, userId: UserId })
+const SubscriberRow = Schema.Struct({ subscriptionId: SubscriptionId, userId: UserId, alreadyRecorded: Flag })
 const LeaseRow = Schema.Struct({ owner: Schema.String, expiresAt: Timestamp })
 const CountRow = Schema.Struct({ productId: Schema.Number, count: Schema.NonNegativeInt })
 const RestockRoundRow = Schema.Struct({ restockRound: Schema.NonNegativeInt })
@@ -96,15 +96,15 @@ const limitOf = (requested: number): number =>
  * that what is checked for index use is what runs.
  */
 export const hotPathQueries = (sql: SqlClient.SqlClient) => ({
-  /** Active subscribers after `afterId` with no record of the round: a range scan of `ix_active_subscribers_in_order`, one probe of `uq_delivery` each. */
+  /** Active subscribers after `afterId`, each flagged if it has a record of the round: a range scan of `ix_active_subscribers_in_order`, one probe of `uq_delivery` each. */
   pendingSubscribers: (productId: number, restockRound: number, afterId: number, limit: number) =>
-    sql`SELECT s.id AS subscriptionId, s.user_id AS userId
-      FROM product_user_notification s
-      WHERE s.product_id = ${productId} AND s.is_active = 1 AND s.id > ${afterId}
-        AND NOT EXISTS (
+    sql`SELECT s.id AS subscriptionId, s.user_id AS userId,
+        CASE WHEN EXISTS (
           SELECT 1 FROM product_user_notification_history h
           WHERE h.product_id = ${productId} AND h.restock_round = ${restockRound} AND h.user_id = s.user_id
-        )
+        ) THEN 1 ELSE 0 END AS alreadyRecorded
+      FROM product_user_notification s
+      WHERE s.product_id = ${productId} AND s.is_active = 1 AND s.id > ${afterId}
       ORDER BY s.id
       LIMIT ${sql.literal(String(limitOf(limit)))}`,
   /** A round's recipients in send order: `ix_recipients_in_order`. */

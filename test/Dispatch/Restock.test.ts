@@ -248,6 +248,7 @@ describe("errors and resume", () => {
       const done = yield* finish(productId, failed.restockRound)
       expect(done.status).toBe("COMPLETED")
       expect(done.sentCount).toBe(60)
+      expect(done.lastSentUserId).toBe(60)
       const received = yield* deliveredUsers
       expect(received.length).toBe(60)
       expect(new Set(received).size).toBe(60)
@@ -256,6 +257,26 @@ describe("errors and resume", () => {
         // 5 to 40 ms, varying by user: later sends overtake earlier ones.
         latency: (call) => Duration.millis(5 + ((call.notification.userId * 7) % 36)),
         failure: Recording.failUsers([UserId.make(20)], { reason: "Permanent", times: 1 })
+      }
+    }))))
+
+  it.effect("a resume that fills the gap before users recorded earlier extends the prefix over them", () =>
+    Effect.gen(function*() {
+      yield* seed({ subscribers: 4, stock: 10 })
+      const restock = yield* Restock
+      const failed = yield* runRound(productId)
+      // User 3 fails after user 4's send, started after it, already succeeded.
+      expect(failed).toMatchObject({ status: "CANCELED_BY_ERROR", lastSentUserId: 2, sentCount: 3 })
+      expect(yield* recordedUsers(productId, failed.restockRound)).toEqual([1, 2, 4])
+
+      yield* restock.resume(productId)
+      const done = yield* finish(productId, failed.restockRound)
+      expect(done).toMatchObject({ status: "COMPLETED", lastSentUserId: 4, sentCount: 4 })
+      expect((yield* deliveredUsers).filter((user) => user === 4)).toHaveLength(1)
+    }).pipe(Effect.provide(engine({
+      recording: {
+        latency: (call) => Duration.millis(call.notification.userId === 3 ? 30 : 1),
+        failure: Recording.failUsers([UserId.make(3)], { reason: "Permanent", times: 1 })
       }
     }))))
 

@@ -48,7 +48,9 @@ const pendingUserIds = (
   Effect.flatMap(Repo, (repo) =>
     repo.pendingSubscribers(productId, options).pipe(
       Stream.runCollect,
-      Effect.map((subscribers) => Chunk.toReadonlyArray(subscribers).map((s) => s.userId as number))
+      Effect.map((subscribers) =>
+        Chunk.toReadonlyArray(subscribers).filter((s) => !s.alreadyRecorded).map((s) => s.userId as number)
+      )
     ))
 
 export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlClient.SqlClient, E>) =>
@@ -173,7 +175,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         expect(Exit.isFailure(yield* Effect.exit(pull))).toBe(true)
       }))
 
-    it.effect("pending subscribers start after a position and skip users who already have a record of the round", () =>
+    it.effect("pending subscribers start after a position and flag users who already have a record of the round", () =>
       Effect.gen(function*() {
         const repo = yield* Repo
         const productId = yield* productWithSubscribers([1, 2, 3, 4, 5, 6])
@@ -184,6 +186,12 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
           now: at(10)
         })
         const restockRound = opened.restockRound
+        const flagged = yield* repo.pendingSubscribers(productId, { restockRound, after: null, pageSize: 2 }).pipe(
+          Stream.runCollect,
+          Effect.map(Chunk.map((s) => [s.userId as number, s.alreadyRecorded] as const)),
+          Effect.map(Chunk.toReadonlyArray)
+        )
+        expect(flagged).toEqual([[1, false], [2, true], [3, false], [4, true], [5, false], [6, false]])
         expect(yield* pendingUserIds(productId, { restockRound, after: null, pageSize: 2 })).toEqual([1, 3, 5, 6])
         const third = Option.getOrThrow(yield* repo.subscriptionIdOf(productId, user(3)))
         expect(yield* pendingUserIds(productId, { restockRound, after: third, pageSize: 2 })).toEqual([5, 6])
