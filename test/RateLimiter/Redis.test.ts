@@ -45,6 +45,14 @@ describe("Redis RateLimiter reservation script", () => {
       expect([...nows].sort((a, b) => a - b)).toEqual(nows)
     }))
 
+  it.scopedLive("a reservation of several slots claims them all: the next one begins that many spacings later", () =>
+    Effect.gen(function*() {
+      const { redis } = yield* freshConnection
+      const first = yield* RedisRateLimiter.reserveSlot(redis, 2_000, 4)
+      const next = yield* RedisRateLimiter.reserveSlot(redis, 2_000, 1)
+      expect(next.slotMicros - first.slotMicros).toBe(4 * 2_000)
+    }))
+
   it.scopedLive("the schedule key expires by itself about a second after the last reserved slot", () =>
     Effect.gen(function*() {
       const { prefix, redis } = yield* freshConnection
