@@ -38,6 +38,8 @@ export interface LocalHub {
   readonly end: (userIds?: Iterable<UserId>) => void
   /** Open listeners, for metrics and tests. */
   readonly listenerCount: () => number
+  /** Whether `userId` has a listener here: what the Redis feed decodes, of what arrives. */
+  readonly listensTo: (userId: number) => boolean
 }
 
 export const makeHub = (): LocalHub => {
@@ -105,7 +107,9 @@ export const makeHub = (): LocalHub => {
     return count
   }
 
-  return { publish, subscribe, end, listenerCount }
+  const listensTo = (userId: number) => listenersByUser.has(userId as UserId)
+
+  return { publish, subscribe, end, listenerCount, listensTo }
 }
 
 /** The feed of this process alone, and its hub (for metrics). */

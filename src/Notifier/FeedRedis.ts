@@ -23,21 +23,36 @@ export const DeliveryBatchJson = Schema.parseJson(Schema.Array(Delivery))
 
 export const channelOf = (keyPrefix: string): string => `${keyPrefix}deliveries`
 
+/** The elements of a JSON array whose `userId` passes `wanted`; `undefined` if `message` is no JSON array. */
+const entriesFor = (message: string, wanted: (userId: number) => boolean): Array<unknown> | undefined => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(message)
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(parsed)) return undefined
+  return parsed.filter((entry) => typeof entry?.userId === "number" && wanted(entry.userId))
+}
+
 export const make = Effect.gen(function*() {
   const redis = yield* RedisConnection
   const channel = channelOf(redis.keyPrefix)
   const hub = makeHub()
-  const decode = Schema.decodeUnknownEither(DeliveryBatchJson)
+  const decode = Schema.decodeUnknownEither(Schema.Array(Delivery))
   const encode = Schema.encodeSync(DeliveryBatchJson)
   const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+  const ignore = (why: string) => runFork(Effect.logWarning(`ignored a malformed message on ${channel}`, why))
 
   const subscription = yield* redis.subscribe(channel, {
-    onMessage: (message) =>
-      Either.match(decode(message), {
-        onRight: hub.publish,
-        onLeft: (error) =>
-          runFork(Effect.logWarning(`ignored a malformed message on ${channel}`, error.message))
-      }),
+    // Every process hears every batch: only the deliveries of users listening here are
+    // decoded (a round of thousands with a few listeners would otherwise decode them all).
+    onMessage: (message) => {
+      const wanted = entriesFor(message, hub.listensTo)
+      if (wanted === undefined) return ignore("not a JSON array")
+      if (wanted.length === 0) return
+      Either.match(decode(wanted), { onRight: hub.publish, onLeft: (error) => ignore(error.message) })
+    },
     onLost: () => hub.end()
   })
 
