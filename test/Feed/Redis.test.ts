@@ -68,10 +68,23 @@ describe("Redis DeliveryFeed", () => {
       const stream = yield* feed.subscribe(UserId.make(10), { bufferSize: 10 })
       const raw = yield* TestRedis.rawClient
       yield* Effect.promise(() => raw.publish(`${prefix}deliveries`, "{not json"))
-      yield* Effect.promise(() => raw.publish(`${prefix}deliveries`, JSON.stringify([{ id: -1 }])))
+      yield* Effect.promise(() => raw.publish(`${prefix}deliveries`, JSON.stringify({ userId: 10 })))
+      // For user 10, so decoded, and invalid.
+      yield* Effect.promise(() => raw.publish(`${prefix}deliveries`, JSON.stringify([{ id: -1, userId: 10 }])))
       yield* feed.publish([delivery(3, 10)])
 
       expect(yield* takeWithin(stream, 1)).toEqual([delivery(3, 10)])
+    }))
+
+  it.scopedLive("a listener gets its user's deliveries out of a batch for many users", () =>
+    Effect.gen(function*() {
+      const prefix = TestRedis.randomPrefix()
+      const listening = yield* feedOn(yield* TestRedis.connection(prefix))
+      const publishing = yield* feedOn(yield* TestRedis.connection(prefix))
+      const stream = yield* listening.subscribe(UserId.make(12), { bufferSize: 10 })
+      yield* publishing.publish([delivery(5, 11), delivery(6, 12), delivery(7, 13), delivery(8, 12)])
+
+      expect(yield* takeWithin(stream, 2)).toEqual([delivery(6, 12), delivery(8, 12)])
     }))
 
   it.scopedLive("the process's channel subscription is released when the feed's scope closes", () =>
