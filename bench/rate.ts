@@ -8,9 +8,11 @@
  * the same run, 3,000 sends by 50 concurrent workers through p-throttle
  * strict and through BullMQ's worker limiter (ANCHORS.md).
  */
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
+import { defaultMargin, slotsPerReservation, spacingMicros } from "../src/Dispatch/RateLimiter/RateLimiter.js"
 import { DispatchSettings } from "../src/Dispatch/Round.js"
 import { Notification } from "../src/Domain/Delivery.js"
+import { rateLimitSlotsDropped } from "../src/Metrics.js"
 import { ProductId, RestockRound, UserId } from "../src/Domain/Ids.js"
 import { Notifier } from "../src/Notifier/Notifier.js"
 import * as Webhook from "../src/Notifier/Webhook.js"
@@ -75,13 +77,16 @@ export const run = Effect.gen(function*() {
   const restock = yield* Effect.gen(function*() {
     yield* seedProduct({ productId: 1, subscribers })
     sender.clearArrivals()
+    const droppedBefore = (yield* Metric.value(rateLimitSlotsDropped)).count
     const { cpuMs, round: finished, seconds } = yield* timedRound(1)
+    const slotsDropped = (yield* Metric.value(rateLimitSlotsDropped)).count - droppedBefore
     const figures = rateFigures(arrivalTimes(sender), limit)
     const seen = {
       sendMs: probe.sends.totalMs / probe.sends.count,
       sendMaxMs: probe.sends.maxMs,
       acquireMs: probe.acquires.totalMs / probe.acquires.count,
       reservationsPerAcquire: probe.reservations / probe.acquires.count,
+      slotsDropped,
       records: probe.records.count,
       recordMs: probe.records.totalMs / probe.records.count
     }
@@ -160,8 +165,10 @@ export const run = Effect.gen(function*() {
       `Inside restock's round (probes on its ports): a send took ${fixed(restock.seen.sendMs, 1)} ms on average as the ` +
       `notifier saw it (max ${fixed(restock.seen.sendMaxMs, 0)} ms; the sender waits 10–30 ms), so ${maxInFlight} sends in flight ` +
       `allow at most ${fixed((maxInFlight * 1000) / restock.seen.sendMs, 0)}/s before in-order release; a limiter acquire took ` +
-      `${fixed(restock.seen.acquireMs, 2)} ms and ${fixed(restock.seen.reservationsPerAcquire, 3)} Redis reservations ` +
-      `(above 1: slots given up by fibers that woke too late); ${thousands(restock.seen.records)} record batches of ` +
+      `${fixed(restock.seen.acquireMs, 2)} ms, with ${fixed(restock.seen.reservationsPerAcquire, 3)} Redis reservations ` +
+      `per acquire (each claims up to ${slotsPerReservation(spacingMicros(limit, defaultMargin))} slots); ` +
+      `${thousands(restock.seen.slotsDropped)} reserved slots went unused (woken too late, or left over at the end); ` +
+      `${thousands(restock.seen.records)} record batches of ` +
       `${fixed(restock.seen.recordMs, 1)} ms on average.`,
       `One send's CPU alone (${thousands(clientSends)} POSTs, ${clientConcurrency} at a time, same sender, its share included): ` +
       `restock's webhook notifier (@effect/platform HttpClient on undici) ${fixed(restock.webhookCpu / clientSends, 2)} ms, ` +

@@ -28,6 +28,10 @@ export const rateLimitWait = Metric.histogram(
   secondsBoundaries,
   "Time a send waited for the global rate limit"
 )
+export const rateLimitSlotsDropped = Metric.counter("restock_rate_limit_slots_dropped_total", {
+  description: "Reserved send slots left unused: woken too late for them (a stalled event loop), or left over when sends stopped",
+  incremental: true
+})
 export const roundsFinished = Metric.counter("restock_rounds_finished_total", {
   description: "Rounds that reached a terminal status, by status",
   incremental: true

@@ -83,10 +83,11 @@ const probedLimiter = (limiter: RateLimiterShape, probe: Probe): RateLimiterShap
 
 const probedRedis = (redis: RedisConnectionShape, probe: Probe): RedisConnectionShape => ({
   ...redis,
-  runScript: (what, script, keys, args) => {
-    if (script.sha1 === RateLimiterRedis.reserveSlotScript.sha1) probe.reservations += 1
-    return redis.runScript(what, script, keys, args)
-  }
+  // Counted when run: a caller may build the command once and run it many times.
+  runScript: (what, script, keys, args) =>
+    script.sha1 === RateLimiterRedis.reserveSlotScript.sha1
+      ? Effect.zipRight(Effect.sync(() => { probe.reservations += 1 }), redis.runScript(what, script, keys, args))
+      : redis.runScript(what, script, keys, args)
 })
 
 export interface StackOptions {

@@ -12,6 +12,7 @@
 import { Config, type ConfigError, Effect, Layer, Ref } from "effect"
 import {
   defaultMargin,
+  latenessToleranceMicros,
   makeLateStartGuard,
   makePooledAcquire,
   nowMicros,
@@ -36,6 +37,7 @@ export const make = (options: Options): Effect.Effect<RateLimiterShape> =>
     const acquire = makePooledAcquire({
       spacing,
       count: slotsPerReservation(spacing),
+      tolerance: latenessToleranceMicros(options.limitPerSecond, spacing),
       reserve: (count) =>
         Effect.flatMap(nowMicros, (now) =>
           Ref.modify(theoreticalArrival, (tat) => {

@@ -9,8 +9,9 @@
  * A token bucket that starts full would let `limit` go at once and another
  * `limit` a moment later: up to twice the limit in one sliding second.
  */
-import { Clock, Context, Duration, Effect } from "effect"
+import { Clock, Context, Duration, Effect, Metric } from "effect"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
+import { rateLimitSlotsDropped } from "../../Metrics.js"
 
 export interface RateLimiterShape {
   /** Waits (through `Clock`) until a send may start, and claims that start. */
@@ -115,35 +116,45 @@ export const sleepMicros = (micros: number): Effect.Effect<void> =>
  * first on this process' clock (µs). The slots wait in this process, in
  * order, for whichever fiber asks next; each is used at most once.
  *
- * A fiber that wakes too late for its slot gives it up and takes the next
- * (see `makeLateStartGuard`). Interrupted while it waits, its slot stays
- * taken and unused: never faster than the limit. A halted round may leave a
- * few reserved slots unused: they go to the next acquirer if still on time,
- * else are dropped.
+ * The next slots are reserved as the last one is handed out, while its
+ * fiber waits for it: the schedule runs on without a gap however late the
+ * next acquire comes. A fiber that wakes too late for its slot gives it up
+ * and takes the next (see `makeLateStartGuard`). Interrupted while it waits,
+ * its slot stays taken and unused: never faster than the limit. Slots left
+ * over when the sends stop (a round halted or done) are dropped once they
+ * are more than `tolerance` in the past, never used late.
  */
 export const makePooledAcquire = <E>(options: {
   readonly spacing: number
   readonly count: number
+  /** How late a slot may be taken, in µs (`latenessToleranceMicros`). */
+  readonly tolerance: number
   readonly reserve: (count: number) => Effect.Effect<number, E>
   readonly mayStart: (slotMicros: number, nowMicros: number, reservation: number) => boolean
 }): Effect.Effect<void, E> => {
   const slots: Array<number> = []
   let next = 0
-  const take = Effect.suspend((): Effect.Effect<number, E> => {
-    if (next < slots.length) return Effect.succeed(slots[next++]!)
-    return Effect.map(options.reserve(options.count), (first) => {
-      // Another fiber may have refilled meanwhile: its slots come before these.
-      slots.splice(0, next)
-      next = 0
-      for (let i = 0; i < options.count; i++) slots.push(first + i * options.spacing)
-      return slots[next++]!
-    })
+  const refill = Effect.map(options.reserve(options.count), (first) => {
+    // Another fiber may have refilled meanwhile: its slots come before these.
+    slots.splice(0, next)
+    next = 0
+    for (let i = 0; i < options.count; i++) slots.push(first + i * options.spacing)
+  })
+  const take: Effect.Effect<number, E> = Effect.flatMap(nowMicros, (now) => {
+    const from = next
+    while (next < slots.length && now - slots[next]! > options.tolerance) next++
+    const stale = next - from
+    const dropped = stale > 0 ? Metric.incrementBy(rateLimitSlotsDropped, stale) : Effect.void
+    if (next >= slots.length) return dropped.pipe(Effect.zipRight(refill), Effect.zipRight(take))
+    const slot = slots[next++]!
+    return Effect.zipRight(dropped, next < slots.length ? Effect.succeed(slot) : Effect.as(refill, slot))
   })
   return Effect.gen(function*() {
     for (let reservation = 1;; reservation++) {
       const slot = yield* take
       yield* sleepMicros(slot - (yield* nowMicros))
       if (options.mayStart(slot, yield* nowMicros, reservation)) return
+      yield* Metric.increment(rateLimitSlotsDropped)
     }
   })
 }

@@ -16,6 +16,7 @@ import type { StorageUnavailable } from "../../Domain/Errors.js"
 import { luaScript, RedisConnection, type RedisConnectionShape } from "../../Redis.js"
 import {
   defaultMargin,
+  latenessToleranceMicros,
   makeLateStartGuard,
   makePooledAcquire,
   nowMicros,
@@ -79,6 +80,7 @@ export const make = (options: Options): Effect.Effect<RateLimiterShape, never, R
     const acquire = makePooledAcquire({
       spacing,
       count: slotsPerReservation(spacing),
+      tolerance: latenessToleranceMicros(options.limitPerSecond, spacing),
       // The first slot on this process' clock, as of the reply (half a round trip late at most).
       reserve: (count) =>
         Effect.flatMap(reserveSlot(redis, spacing, count), ({ waitMicros }) =>
