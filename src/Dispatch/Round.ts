@@ -44,7 +44,7 @@ import { Halt, terminalOutcome } from "./Halt.js"
 import * as Metrics from "../Metrics.js"
 import * as PageSpans from "../Observability/PageSpans.js"
 import { RateLimiter } from "./RateLimiter/RateLimiter.js"
-import { attemptThenRetry } from "./SendPolicy.js"
+import { makeAttemptThenRetry } from "./SendPolicy.js"
 
 /** How a dispatcher paces and batches its work. */
 export interface DispatchSettingsShape {
@@ -193,20 +193,22 @@ export const dispatchRound = (input: DispatchInput) =>
     const pages = yield* PageSpans.make(settings.pageSize)
     const inFlight = yield* Effect.makeSemaphore(settings.maxInFlight)
 
+    const attemptThenRetry = makeAttemptThenRetry(
+      { notifier: instrumentedNotifier, limiter },
+      { retries: settings.retries, onRetry: () => Metric.increment(Metrics.retries) }
+    )
     const send = (subscriber: Subscriber, sentAt: Date): Effect.Effect<boolean> =>
       attemptThenRetry(
         // Its fields come from decoded rows: validating them again per send costs more than the rest.
         new Notification(
           { userId: subscriber.userId, productId, productName: product.name, restockRound, sentAt },
           { disableValidation: true }
-        ),
-        { retries: settings.retries, onRetry: () => Metric.increment(Metrics.retries) }
+        )
       ).pipe(
-        Effect.tapError((error) => haltWith(Halt.SendFailed({ message: error.message }))),
-        Effect.as(true),
-        Effect.catchAll(() => Effect.succeed(false)),
-        Effect.provideService(RateLimiter, limiter),
-        Effect.provideService(Notifier, instrumentedNotifier)
+        Effect.matchEffect({
+          onFailure: (error) => Effect.as(haltWith(Halt.SendFailed({ message: error.message })), false),
+          onSuccess: () => Effect.succeed(true)
+        })
       )
 
     /**
@@ -266,6 +268,28 @@ export const dispatchRound = (input: DispatchInput) =>
         Effect.withTracerEnabled(false)
       )
 
+    /** A turn's outcome, once its send (if any) has settled; its in-flight slot is released then. */
+    const outcomeOf = (turn: Turn): Effect.Effect<Outcome> =>
+      turn._tag === "AlreadyRecorded"
+        ? Effect.succeed({ succeeded: true, userId: turn.subscriber.userId, delivery: undefined })
+        : Fiber.join(turn.fiber).pipe(
+          Effect.tap((succeeded) => pages.settled(turn.page, succeeded)),
+          Effect.map((succeeded) => ({
+            succeeded,
+            userId: turn.subscriber.userId,
+            delivery: { userId: turn.subscriber.userId, sentAt: turn.sentAt }
+          })),
+          Effect.ensuring(inFlight.release(1))
+        )
+
+    // Outcomes are taken in subscription order: the prefix stays contiguous until the first failure.
+    let prefixIntact = true
+    const reached = (outcome: Outcome): Option.Option<Reached> => {
+      if (!outcome.succeeded) prefixIntact = false
+      if (!outcome.succeeded || (outcome.delivery === undefined && !prefixIntact)) return Option.none()
+      return Option.some({ userId: outcome.userId, delivery: outcome.delivery, extendsPrefix: prefixIntact })
+    }
+
     const after = round.lastSentUserId === null
       ? Option.none()
       : yield* repo.subscriptionIdOf(productId, round.lastSentUserId)
@@ -289,31 +313,9 @@ export const dispatchRound = (input: DispatchInput) =>
         ),
         Stream.mapEffect(startSend),
         Stream.takeWhile(Option.isSome),
-        Stream.map((started) => started.value),
         // Starts run ahead of the in-order joins by at most the in-flight slots.
         Stream.buffer({ capacity: settings.maxInFlight }),
-        Stream.mapEffect((turn): Effect.Effect<Outcome> =>
-          turn._tag === "AlreadyRecorded"
-            ? Effect.succeed({ succeeded: true, userId: turn.subscriber.userId, delivery: undefined })
-            : Fiber.join(turn.fiber).pipe(
-              Effect.tap((succeeded) => pages.settled(turn.page, succeeded)),
-              Effect.map((succeeded) => ({
-                succeeded,
-                userId: turn.subscriber.userId,
-                delivery: { userId: turn.subscriber.userId, sentAt: turn.sentAt }
-              })),
-              Effect.ensuring(inFlight.release(1))
-            )
-        ),
-        // The prefix stays contiguous until the first failure in subscription order.
-        Stream.mapAccum(true, (prefixIntact, outcome): [boolean, Option.Option<Reached>] =>
-          !outcome.succeeded
-            ? [false, Option.none()]
-            : outcome.delivery === undefined && !prefixIntact
-            ? [false, Option.none()]
-            : [prefixIntact, Option.some({ userId: outcome.userId, delivery: outcome.delivery, extendsPrefix: prefixIntact })]
-        ),
-        Stream.filterMap((reached) => reached),
+        Stream.mapEffect((turn) => Effect.map(outcomeOf(turn.value), reached)),
         groupCommit(settings.maxRecordBatch, recordBatch),
         Effect.ensuring(pages.close)
       )
@@ -340,19 +342,19 @@ export const dispatchRound = (input: DispatchInput) =>
 export type DispatchError = StorageUnavailable
 
 /**
- * Group commit: runs `stream` into a bounded queue while `write` takes
- * whatever has gathered (at least one, at most `maxBatch`) each time it is
- * free. Batches stay small while writes keep up and grow when they do not.
+ * Group commit: runs `stream` (its `Some` elements) into a bounded queue
+ * while `write` takes whatever has gathered (at least one, at most
+ * `maxBatch`) each time it is free. Batches stay small while writes keep up and grow when they do not.
  * (`Stream.aggregate` would do the same but polls on `Schedule.forever`,
  * spinning a core while the stream waits for sends.)
  */
 const groupCommit = <A, E, R>(maxBatch: number, write: (batch: ReadonlyArray<A>) => Effect.Effect<void, E, R>) =>
-<E2, R2>(stream: Stream.Stream<A, E2, R2>): Effect.Effect<void, E | E2, R | R2> =>
+<E2, R2>(stream: Stream.Stream<Option.Option<A>, E2, R2>): Effect.Effect<void, E | E2, R | R2> =>
   Effect.gen(function*() {
     // `None` marks the end of the stream, behind every element before it.
     const pending = yield* Queue.bounded<Option.Option<A>>(maxBatch)
     const produce = stream.pipe(
-      Stream.runForEach((element) => Queue.offer(pending, Option.some(element))),
+      Stream.runForEach((element) => Option.isSome(element) ? Queue.offer(pending, element) : Effect.void),
       Effect.ensuring(Queue.offer(pending, Option.none()))
     )
     const consume = Effect.gen(function*() {

@@ -22,8 +22,8 @@
 import { Duration, Effect, Random } from "effect"
 import type { Notification } from "../Domain/Delivery.js"
 import type { StorageUnavailable } from "../Domain/Errors.js"
-import { Notifier, SendFailed } from "../Notifier/Notifier.js"
-import { RateLimiter } from "./RateLimiter/RateLimiter.js"
+import { Notifier, type NotifierShape, SendFailed } from "../Notifier/Notifier.js"
+import { RateLimiter, type RateLimiterShape } from "./RateLimiter/RateLimiter.js"
 
 /** The first retry's nominal backoff; each next one doubles. */
 export const baseBackoff = Duration.millis(100)
@@ -73,53 +73,65 @@ const jitteredBackoff = (retry: number): Effect.Effect<Duration.Duration> => {
 const plural = (count: number) => (count === 1 ? "1 attempt" : `${count} attempts`)
 
 /**
- * Sends `notification`, assuming the caller already claimed the first
- * attempt's start from the `RateLimiter`; each retry claims its own.
- * Fails with the last `SendFailed` (its message says how many attempts were
- * made), or with the rate limiter's `StorageUnavailable`.
+ * The policy over one notifier and limiter, built once: what a round runs per
+ * send, without looking either up in the context each time.
+ *
+ * The function it returns sends `notification`, assuming the caller already
+ * claimed the first attempt's start from the limiter; each retry claims its
+ * own. It fails with the last `SendFailed` (its message says how many
+ * attempts were made), or with the limiter's `StorageUnavailable`.
  */
+export const makeAttemptThenRetry = (
+  services: { readonly notifier: NotifierShape; readonly limiter: RateLimiterShape },
+  options: SendPolicyOptions
+) =>
+(notification: Notification): Effect.Effect<Sent, SendFailed | StorageUnavailable> => {
+  const { limiter, notifier } = services
+
+  const giveUp = (attempt: number, failure: SendFailed, why: string) =>
+    new SendFailed({
+      reason: failure.reason,
+      message: `sender failed after ${plural(attempt)}${why}: ${failure.message}`,
+      retryAfter: failure.retryAfter
+    })
+
+  const attemptFrom = (attempt: number): Effect.Effect<Sent, SendFailed | StorageUnavailable> =>
+    notifier.send(notification).pipe(
+      Effect.as<Sent>({ attempts: attempt }),
+      Effect.catchTag("SendFailed", (failure) =>
+        Effect.gen(function*() {
+          if (failure.reason === "Permanent" || attempt > options.retries) {
+            return yield* Effect.fail(giveUp(attempt, failure, ""))
+          }
+          const retryAfter = failure.retryAfter
+          if (retryAfter !== undefined && Duration.greaterThan(retryAfter, maxRetryAfter)) {
+            return yield* Effect.fail(
+              giveUp(attempt, failure, ` (it asked to wait ${Duration.format(retryAfter)}, more than ${Duration.format(maxRetryAfter)})`)
+            )
+          }
+          const backoff = yield* jitteredBackoff(attempt)
+          const delay = retryAfter === undefined ? backoff : Duration.max(backoff, retryAfter)
+          if (options.onRetry !== undefined) {
+            yield* options.onRetry({ notification, attempt, failure, delay })
+          }
+          yield* Effect.sleep(delay)
+          yield* limiter.acquire
+          return yield* attemptFrom(attempt + 1)
+        }))
+    )
+
+  return attemptFrom(1)
+}
+
+/** `makeAttemptThenRetry` over the `Notifier` and `RateLimiter` of the context. */
 export const attemptThenRetry = (
   notification: Notification,
   options: SendPolicyOptions
 ): Effect.Effect<Sent, SendFailed | StorageUnavailable, Notifier | RateLimiter> =>
-  Effect.gen(function*() {
-    const notifier = yield* Notifier
-    const limiter = yield* RateLimiter
-
-    const giveUp = (attempt: number, failure: SendFailed, why: string) =>
-      new SendFailed({
-        reason: failure.reason,
-        message: `sender failed after ${plural(attempt)}${why}: ${failure.message}`,
-        retryAfter: failure.retryAfter
-      })
-
-    const attemptFrom = (attempt: number): Effect.Effect<Sent, SendFailed | StorageUnavailable> =>
-      notifier.send(notification).pipe(
-        Effect.as<Sent>({ attempts: attempt }),
-        Effect.catchTag("SendFailed", (failure) =>
-          Effect.gen(function*() {
-            if (failure.reason === "Permanent" || attempt > options.retries) {
-              return yield* Effect.fail(giveUp(attempt, failure, ""))
-            }
-            const retryAfter = failure.retryAfter
-            if (retryAfter !== undefined && Duration.greaterThan(retryAfter, maxRetryAfter)) {
-              return yield* Effect.fail(
-                giveUp(attempt, failure, ` (it asked to wait ${Duration.format(retryAfter)}, more than ${Duration.format(maxRetryAfter)})`)
-              )
-            }
-            const backoff = yield* jitteredBackoff(attempt)
-            const delay = retryAfter === undefined ? backoff : Duration.max(backoff, retryAfter)
-            if (options.onRetry !== undefined) {
-              yield* options.onRetry({ notification, attempt, failure, delay })
-            }
-            yield* Effect.sleep(delay)
-            yield* limiter.acquire
-            return yield* attemptFrom(attempt + 1)
-          }))
-      )
-
-    return yield* attemptFrom(1)
-  })
+  Effect.flatMap(
+    Effect.all({ notifier: Notifier, limiter: RateLimiter }),
+    (services) => makeAttemptThenRetry(services, options)(notification)
+  )
 
 /** Claims a start from the `RateLimiter`, then sends with retries. */
 export const send = (
