@@ -163,8 +163,8 @@ export const run = Effect.gen(function*() {
         "CPU ms/send is this whole process (the in-process sender's share included, the same for every row)."
       ].join("\n"),
       `Inside restock's round (probes on its ports): a send took ${fixed(restock.seen.sendMs, 1)} ms on average as the ` +
-      `notifier saw it (max ${fixed(restock.seen.sendMaxMs, 0)} ms; the sender waits 10–30 ms), so ${maxInFlight} sends in flight ` +
-      `allow at most ${fixed((maxInFlight * 1000) / restock.seen.sendMs, 0)}/s before in-order release; a limiter acquire took ` +
+      `notifier saw it (max ${fixed(restock.seen.sendMaxMs, 0)} ms; the sender waits 10–30 ms), so ${maxInFlight}+ sends in flight ` +
+      `allow at least ${fixed((maxInFlight * 1000) / restock.seen.sendMs, 0)}/s; a limiter acquire took ` +
       `${fixed(restock.seen.acquireMs, 2)} ms, with ${fixed(restock.seen.reservationsPerAcquire, 3)} Redis reservations ` +
       `per acquire (each claims up to ${slotsPerReservation(spacingMicros(limit, defaultMargin))} slots); ` +
       `${thousands(restock.seen.slotsDropped)} reserved slots went unused (woken too late, or left over at the end); ` +

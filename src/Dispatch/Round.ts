@@ -2,18 +2,20 @@
  * The dispatch of one round, as a `Stream` that reads like the requirement:
  *
  *   pending subscribers, in pages, in subscription order
- *     → wait for an in-flight slot and a rate-limit permit
+ *     → wait for a slot of the unrecorded window and a rate-limit permit
  *     → stop if the product sold out (checked right before each send starts)
  *     → start the send (sends overlap, but start in subscription order)
- *     → collect outcomes in subscription order (contiguous successful prefix)
- *     → record deliveries in batches (group commit)
+ *     → as each send settles, its outcome goes to the group commit
+ *     → record deliveries in batches; the contiguous successful prefix
+ *       (`last_sent_user_id`) advances over what has been recorded
  *     → terminal status, written after every record before it.
  *
- * Durability: a send's record is written by the batch that follows it; at
- * most `maxInFlight` sends are started-but-unjoined (their in-flight slot is
- * released only once the outcome is taken in order), plus the batch being
- * written. That bounds what a SIGKILL can leave sent but unrecorded, which is
- * all a resume can repeat (SPEC §3.7).
+ * Durability: a send holds its slot of the window from before it starts
+ * until its record is committed, so at most `unrecordedWindow` sends are
+ * ever sent-or-in-flight but not yet recorded: what a SIGKILL can make a
+ * resume repeat (SPEC §3.7: 25 at the default limit). Outcomes are recorded
+ * as they come, not in subscription order, so one slow send holds up only
+ * its own slot, never the sends after it.
  */
 import {
   Clock,
@@ -21,7 +23,6 @@ import {
   Deferred,
   Duration,
   Effect,
-  Fiber,
   Metric,
   Option,
   Ref,
@@ -43,12 +44,17 @@ import { StockCache } from "../StockCache/StockCache.js"
 import { Halt, terminalOutcome } from "./Halt.js"
 import * as Metrics from "../Metrics.js"
 import * as PageSpans from "../Observability/PageSpans.js"
+import { makePrefixTracker } from "./Prefix.js"
 import { RateLimiter } from "./RateLimiter/RateLimiter.js"
 import { makeAttemptThenRetry } from "./SendPolicy.js"
 
 /** How a dispatcher paces and batches its work. */
 export interface DispatchSettingsShape {
-  /** Sends started but not yet taken in order: bounds overlap and what a crash can repeat. */
+  /**
+   * The least sends that may be started but not yet recorded: bounds overlap
+   * and what a crash can repeat. At high limits the window grows to 50 ms of
+   * sends (see `unrecordedWindow`).
+   */
   readonly maxInFlight: number
   /** Subscribers read per page. */
   readonly pageSize: number
@@ -69,8 +75,8 @@ export class DispatchSettings extends Context.Tag("restock/DispatchSettings")<
   DispatchSettingsShape
 >() {
   static readonly defaults: DispatchSettingsShape = {
-    // Enough overlap for a sender answering in up to 40 ms at 500/s (20 × 2.02 ms), and few
-    // enough that a SIGKILL repeats at most these plus a batch of a few records (≤ 25).
+    // With the window's growth, 25 at the default 500/s: a sender answering in up to ~40 ms
+    // plus a record write, and a SIGKILL repeats at most 25 (SPEC §3.7).
     maxInFlight: 20,
     pageSize: 500,
     maxRecordBatch: 500,
@@ -81,34 +87,31 @@ export class DispatchSettings extends Context.Tag("restock/DispatchSettings")<
   }
 }
 
-/** A subscriber's turn: a send started, or a user who already has a record of the round. */
-type Turn =
-  | {
-    readonly _tag: "Started"
-    readonly subscriber: Subscriber
-    readonly sentAt: Date
-    readonly fiber: Fiber.RuntimeFiber<boolean>
-    /** The trace span of the page of sends it is part of. */
-    readonly page: Tracer.Span
-  }
-  | { readonly _tag: "AlreadyRecorded"; readonly subscriber: Subscriber }
+/**
+ * How long a window of unrecorded sends lasts at the limit: sends started
+ * but not yet recorded are at most this many milliseconds of the limit's
+ * sends, or `maxInFlight` if more, or `maxRecordBatch` if fewer.
+ */
+export const unrecordedWindowMillis = 50
 
-/** How a subscriber's turn went, taken in subscription order. */
-interface Outcome {
-  readonly succeeded: boolean
-  readonly userId: UserId
-  readonly delivery: DeliveryRecord | undefined
-}
+/** The most sends started but not yet recorded at `limitPerSecond`: 25 at 500/s with the defaults. */
+export const unrecordedWindow = (settings: DispatchSettingsShape, limitPerSecond: number): number =>
+  Math.max(
+    settings.maxInFlight,
+    Math.min(settings.maxRecordBatch, Math.floor((limitPerSecond * unrecordedWindowMillis) / 1000))
+  )
 
 /**
- * A user the round reached, in subscription order: the delivery to record
- * (none for a user recorded before a resume), and whether it extends the
- * contiguous successful prefix.
+ * A subscriber's turn, settled: its send succeeded or failed, or it was
+ * recorded before a resume (not sent again, but part of the prefix).
+ * `position` is its place among this dispatch's turns.
  */
-interface Reached {
+interface Settled {
+  readonly position: number
   readonly userId: UserId
+  readonly succeeded: boolean
+  /** The delivery to record; none for a failed send or a user recorded before. */
   readonly delivery: DeliveryRecord | undefined
-  readonly extendsPrefix: boolean
 }
 
 export interface DispatchInput {
@@ -191,13 +194,22 @@ export const dispatchRound = (input: DispatchInput) =>
 
     const cutShort = yield* Ref.make(false)
     const pages = yield* PageSpans.make(settings.pageSize)
-    const inFlight = yield* Effect.makeSemaphore(settings.maxInFlight)
+    const window = unrecordedWindow(settings, limiter.limitPerSecond)
+    // A slot is taken before a send starts and given back once its record is committed.
+    const unrecorded = yield* Effect.makeSemaphore(window)
+    // Settled turns on their way to the group commit; `None` ends it, behind all of them.
+    const settled = yield* Queue.bounded<Option.Option<Settled>>(settings.maxRecordBatch)
+    const settle = (turn: Settled) => Queue.offer(settled, Option.some(turn))
+    const prefix = makePrefixTracker<UserId>()
+    let positions = 0
 
     const attemptThenRetry = makeAttemptThenRetry(
       { notifier: instrumentedNotifier, limiter },
       { retries: settings.retries, onRetry: () => Metric.increment(Metrics.retries) }
     )
-    const send = (subscriber: Subscriber, sentAt: Date): Effect.Effect<boolean> =>
+
+    /** The send, forked: its outcome goes to the group commit, which gives its slot back. */
+    const send = (subscriber: Subscriber, position: number, sentAt: Date, page: Tracer.Span): Effect.Effect<void> =>
       attemptThenRetry(
         // Its fields come from decoded rows: validating them again per send costs more than the rest.
         new Notification(
@@ -208,21 +220,34 @@ export const dispatchRound = (input: DispatchInput) =>
         Effect.matchEffect({
           onFailure: (error) => Effect.as(haltWith(Halt.SendFailed({ message: error.message })), false),
           onSuccess: () => Effect.succeed(true)
-        })
+        }),
+        Effect.tap((succeeded) => pages.settled(page, succeeded)),
+        Effect.flatMap((succeeded) =>
+          settle({
+            position,
+            userId: subscriber.userId,
+            succeeded,
+            delivery: succeeded ? { userId: subscriber.userId, sentAt } : undefined
+          })
+        )
       )
 
     /**
-     * Starts the send to one subscriber, or answers `None` if the round must
-     * stop first. From the last check to the fork nothing yields, so no send
+     * Takes one subscriber's turn: starts its send, or passes on a user
+     * recorded before a resume. Answers `false` if the round must stop
+     * first. From the last check to the fork nothing yields, so no send
      * starts once stock ≤ 0 is visible to this process.
      */
-    const startSend = (subscriber: Subscriber): Effect.Effect<Option.Option<Turn>> =>
+    const takeTurn = (subscriber: Subscriber): Effect.Effect<boolean> =>
       Effect.gen(function*() {
-        // Sent before a resume: not again, but it may carry the prefix on.
-        if (subscriber.alreadyRecorded) return Option.some({ _tag: "AlreadyRecorded", subscriber } as const)
-        // A halt while waiting here is seen right after: the wait is at most one send's
-        // latency (for a slot) plus one spacing (for a permit), and nothing is sent meanwhile.
-        yield* inFlight.take(1)
+        const position = positions++
+        if (subscriber.alreadyRecorded) {
+          yield* settle({ position, userId: subscriber.userId, succeeded: true, delivery: undefined })
+          return true
+        }
+        // A halt while waiting here is seen right after: the wait is at most one record
+        // write (for a slot) plus one spacing (for a permit), and nothing is sent meanwhile.
+        yield* unrecorded.take(1)
         const permitted = yield* Metrics.timed(Metrics.rateLimitWait, limiter.acquire).pipe(
           Effect.as(true),
           Effect.catchAll((error) => haltWith(Halt.StorageFailed({ message: error.message })).pipe(Effect.as(false)))
@@ -234,89 +259,93 @@ export const dispatchRound = (input: DispatchInput) =>
             const sentAt = new Date(yield* Clock.currentTimeMillis)
             const page = yield* pages.started
             // Traced by its page, never on its own (nor the notifier's requests).
-            const fiber = yield* Effect.forkIn(Effect.withTracerEnabled(send(subscriber, sentAt), false), roundScope)
-            return Option.some({ _tag: "Started", subscriber, sentAt, fiber, page } as const)
+            yield* Effect.forkIn(Effect.withTracerEnabled(send(subscriber, position, sentAt, page), false), roundScope)
+            return true
           }
         }
+        yield* unrecorded.release(1)
         yield* Ref.set(cutShort, true)
-        return Option.none()
+        return false
       })
 
-    const recordBatch = (batch: ReadonlyArray<Reached>) =>
+    const recordBatch = (batch: ReadonlyArray<Settled>) =>
       Effect.gen(function*() {
-        let lastSentUserId: UserId | undefined
         const deliveries: Array<DeliveryRecord> = []
-        for (const reached of batch) {
-          if (reached.extendsPrefix) lastSentUserId = reached.userId
-          if (reached.delivery !== undefined) deliveries.push(reached.delivery)
+        let sends = 0
+        // Subscription order within a batch, so recipients' ids mostly follow it.
+        for (const turn of [...batch].sort((a, b) => a.position - b.position)) {
+          prefix.settle(turn.position, turn.succeeded, turn.userId)
+          if (turn.delivery !== undefined) deliveries.push(turn.delivery)
+          if (turn.delivery !== undefined || !turn.succeeded) sends += 1
         }
-        const now = new Date(yield* Clock.currentTimeMillis)
-        const recorded = yield* durably(
-          repo.recordDeliveries(productId, restockRound, owner, {
-            deliveries,
-            lastSentUserId,
-            now
-          })
+        const lastSentUserId = prefix.advanced()
+        yield* Effect.gen(function*() {
+          if (deliveries.length === 0 && lastSentUserId === undefined) return
+          const now = new Date(yield* Clock.currentTimeMillis)
+          const recorded = yield* durably(
+            repo.recordDeliveries(productId, restockRound, owner, { deliveries, lastSentUserId, now })
+          )
+          yield* Metric.incrementBy(Metrics.deliveriesRecorded, recorded.deliveries.length)
+          yield* feed.publish(recorded.deliveries)
+          yield* onProgress(recorded.round)
+        }).pipe(
+          Effect.catchTag("LeaseLost", () => haltWith(Halt.LeaseLost())),
+          // Their slots are given back whatever happened: the start loop must see a halt, not hang.
+          Effect.ensuring(sends > 0 ? unrecorded.release(sends) : Effect.void)
         )
-        yield* Metric.incrementBy(Metrics.deliveriesRecorded, recorded.deliveries.length)
-        yield* feed.publish(recorded.deliveries)
-        yield* onProgress(recorded.round)
       }).pipe(
-        Effect.catchTag("LeaseLost", () => haltWith(Halt.LeaseLost())),
         // Batches follow the sends closely (one every few sends at the limit): their queries would
         // put several spans per send in a trace; the page spans and metrics time them instead.
         Effect.withTracerEnabled(false)
       )
 
-    /** A turn's outcome, once its send (if any) has settled; its in-flight slot is released then. */
-    const outcomeOf = (turn: Turn): Effect.Effect<Outcome> =>
-      turn._tag === "AlreadyRecorded"
-        ? Effect.succeed({ succeeded: true, userId: turn.subscriber.userId, delivery: undefined })
-        : Fiber.join(turn.fiber).pipe(
-          Effect.tap((succeeded) => pages.settled(turn.page, succeeded)),
-          Effect.map((succeeded) => ({
-            succeeded,
-            userId: turn.subscriber.userId,
-            delivery: { userId: turn.subscriber.userId, sentAt: turn.sentAt }
-          })),
-          Effect.ensuring(inFlight.release(1))
-        )
-
-    // Outcomes are taken in subscription order: the prefix stays contiguous until the first failure.
-    let prefixIntact = true
-    const reached = (outcome: Outcome): Option.Option<Reached> => {
-      if (!outcome.succeeded) prefixIntact = false
-      if (!outcome.succeeded || (outcome.delivery === undefined && !prefixIntact)) return Option.none()
-      return Option.some({ userId: outcome.userId, delivery: outcome.delivery, extendsPrefix: prefixIntact })
-    }
+    /** Group commit: whatever has settled (at least one, at most a batch) each time the writer is free. */
+    const recordAsTheySettle = Effect.gen(function*() {
+      while (true) {
+        const taken = yield* Queue.takeBetween(settled, 1, settings.maxRecordBatch)
+        const batch: Array<Settled> = []
+        let ended = false
+        for (const item of taken) {
+          if (Option.isSome(item)) batch.push(item.value)
+          else ended = true
+        }
+        if (batch.length > 0) yield* recordBatch(batch)
+        if (ended) return
+      }
+    })
 
     const after = round.lastSentUserId === null
       ? Option.none()
       : yield* repo.subscriptionIdOf(productId, round.lastSentUserId)
+
+    const startInOrder = repo.pendingSubscribers(productId, {
+      restockRound,
+      after: Option.getOrNull(after),
+      pageSize: settings.pageSize
+    }).pipe(
+      // A page that cannot be read stops the round like any other halt: the
+      // sends already started are still awaited and recorded.
+      Stream.catchAll((error) =>
+        Stream.fromEffect(
+          haltWith(Halt.StorageFailed({ message: error.message })).pipe(Effect.zipRight(Ref.set(cutShort, true)))
+        ).pipe(Stream.drain)
+      ),
+      // The next page is read while this one is sent: a page read at the limit would
+      // otherwise stall the starts for its duration (two pages in memory at most).
+      Stream.bufferChunks({ capacity: 1 }),
+      Stream.runForEachWhile(takeTurn),
+      // Every slot back means every send started has been recorded; then the writer may stop.
+      // (Not on interruption: then the writer has failed, and the queue may be full.)
+      Effect.zipRight(unrecorded.take(window)),
+      Effect.zipRight(Queue.offer(settled, Option.none()))
+    )
 
     if (yield* watch.isSoldOut) {
       // Started sold out: nothing is sent, the round ends CANCELED_BY_SOLD_OUT.
       yield* haltWith(Halt.SoldOut())
       yield* Ref.set(cutShort, true)
     } else {
-      yield* repo.pendingSubscribers(productId, {
-        restockRound,
-        after: Option.getOrNull(after),
-        pageSize: settings.pageSize
-      }).pipe(
-        // A page that cannot be read stops the round like any other halt: the
-        // sends already started are still awaited and recorded below.
-        Stream.catchAll((error) =>
-          Stream.fromEffect(
-            haltWith(Halt.StorageFailed({ message: error.message })).pipe(Effect.zipRight(Ref.set(cutShort, true)))
-          ).pipe(Stream.drain)
-        ),
-        Stream.mapEffect(startSend),
-        Stream.takeWhile(Option.isSome),
-        // Starts run ahead of the in-order joins by at most the in-flight slots.
-        Stream.buffer({ capacity: settings.maxInFlight }),
-        Stream.mapEffect((turn) => Effect.map(outcomeOf(turn.value), reached)),
-        groupCommit(settings.maxRecordBatch, recordBatch),
+      yield* Effect.all([startInOrder, recordAsTheySettle], { concurrency: 2, discard: true }).pipe(
         Effect.ensuring(pages.close)
       )
     }
@@ -340,35 +369,3 @@ export const dispatchRound = (input: DispatchInput) =>
 
 /** Fails the round effect with the error that kept the database away. */
 export type DispatchError = StorageUnavailable
-
-/**
- * Group commit: runs `stream` (its `Some` elements) into a bounded queue
- * while `write` takes whatever has gathered (at least one, at most
- * `maxBatch`) each time it is free. Batches stay small while writes keep up and grow when they do not.
- * (`Stream.aggregate` would do the same but polls on `Schedule.forever`,
- * spinning a core while the stream waits for sends.)
- */
-const groupCommit = <A, E, R>(maxBatch: number, write: (batch: ReadonlyArray<A>) => Effect.Effect<void, E, R>) =>
-<E2, R2>(stream: Stream.Stream<Option.Option<A>, E2, R2>): Effect.Effect<void, E | E2, R | R2> =>
-  Effect.gen(function*() {
-    // `None` marks the end of the stream, behind every element before it.
-    const pending = yield* Queue.bounded<Option.Option<A>>(maxBatch)
-    const produce = stream.pipe(
-      Stream.runForEach((element) => Option.isSome(element) ? Queue.offer(pending, element) : Effect.void),
-      Effect.ensuring(Queue.offer(pending, Option.none()))
-    )
-    const consume = Effect.gen(function*() {
-      while (true) {
-        const taken = yield* Queue.takeBetween(pending, 1, maxBatch)
-        const batch: Array<A> = []
-        let ended = false
-        for (const item of taken) {
-          if (Option.isSome(item)) batch.push(item.value)
-          else ended = true
-        }
-        if (batch.length > 0) yield* write(batch)
-        if (ended) return
-      }
-    })
-    yield* Effect.all([produce, consume], { concurrency: 2, discard: true })
-  })

@@ -63,6 +63,19 @@ describe("the rate limit", () => {
       expect(maxInSlidingWindow(starts, 1000)).toBeGreaterThanOrEqual(490)
     }).pipe(Effect.provide(engine())), 180_000)
 
+  it.effect("a slow send holds up only itself: the starts after it stay evenly spaced", () =>
+    Effect.gen(function*() {
+      yield* seed({ subscribers: 200, stock: 1_000 })
+      const round = yield* runRound(productId)
+      const starts = (yield* (yield* Recording.Recording).calls).map((call) => call.receivedAt)
+
+      expect(round).toMatchObject({ status: "COMPLETED", sentCount: 200, lastSentUserId: 200 })
+      starts.forEach((start, i) => expect(start).toBeCloseTo(i * spacingMs, 6))
+    }).pipe(Effect.provide(engine({
+      // User 5 answers after 300 ms, the rest after 20: in-order release would stall the starts.
+      recording: { latency: (call) => Duration.millis(call.notification.userId === 5 ? 300 : 20) }
+    }))))
+
   it.effect("two products share one limit", () =>
     Effect.gen(function*() {
       const other = ProductId.make(8)

@@ -92,7 +92,7 @@ export const makeLateStartGuard = (
  * round trip to Redis) loses no slot: the schedule is already there. It
  * also takes one Redis round trip per few starts rather than one per start.
  */
-export const reservationWindowMicros = 8_000
+export const reservationWindowMicros = 20_000
 
 /** The most slots one reservation claims (at very high limits, a window holds thousands). */
 export const maxSlotsPerReservation = 64

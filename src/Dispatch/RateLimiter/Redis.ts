@@ -3,7 +3,7 @@
  * one, with the schedule kept in Redis so every process sharing the server
  * shares one limit.
  *
- * One script reserves the next few slots (`slotsPerReservation`: about 8 ms
+ * One script reserves the next few slots (`slotsPerReservation`: about 20 ms
  * of them) against Redis' own clock (`TIME`), so the processes need no
  * synchronised clocks: it answers how long until the first, and the caller
  * sleeps until each slot in turn through Effect's `Clock`. The schedule is one key,
