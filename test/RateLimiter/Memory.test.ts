@@ -27,6 +27,18 @@ const oversleepingOnce = (clock: Clock.Clock, extra: Duration.DurationInput): Cl
   return late
 }
 
+/** The same clock, except that its first sleep ends `early` sooner: Node's millisecond timers do that. */
+const wakingEarlyOnce = (clock: Clock.Clock, early: Duration.DurationInput): Clock.Clock => {
+  let woken = false
+  const hasty: Clock.Clock = Object.create(clock)
+  hasty.sleep = (duration) => {
+    if (woken) return clock.sleep(duration)
+    woken = true
+    return clock.sleep(Duration.subtract(duration, early))
+  }
+  return hasty
+}
+
 /** `permits` acquires in a row, each completion's virtual time (ms). */
 const acquireInRow = (limiter: RateLimiterShape, permits: number) =>
   Effect.gen(function*() {
@@ -62,6 +74,20 @@ describe("in-memory RateLimiter in virtual time", () => {
       const spacingMillis = spacingMicros(500, defaultMargin) / 1000
       expect(maxInSlidingWindow(times, 1000)).toBe(Math.ceil(1000 / spacingMillis)) // 493
       expect(times.at(-1)).toBeCloseTo(699 * spacingMillis, 6)
+    }))
+
+  it.effect("a sleep that ends early does not start early: the start still waits for its slot", () =>
+    Effect.gen(function*() {
+      const limiter = yield* MemoryRateLimiter.make({ limitPerSecond: 100, margin: 0 })
+      yield* limiter.acquire // slot 0
+      const clock = wakingEarlyOnce(yield* Effect.clock, "3 millis")
+      const second = yield* Effect.fork(
+        Effect.zipRight(limiter.acquire, Clock.currentTimeMillis).pipe(Effect.withClock(clock))
+      )
+      yield* TestClock.adjust("7 millis")
+      expect(second.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("3 millis")
+      expect(yield* Fiber.join(second)).toBe(10)
     }))
 
   it.effect("a minute of idling stores up nothing: the next starts are spaced from the first one on", () =>

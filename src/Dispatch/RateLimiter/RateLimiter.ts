@@ -152,8 +152,14 @@ export const makePooledAcquire = <E>(options: {
   return Effect.gen(function*() {
     for (let reservation = 1;; reservation++) {
       const slot = yield* take
-      yield* sleepMicros(slot - (yield* nowMicros))
-      if (options.mayStart(slot, yield* nowMicros, reservation)) return
+      // Node's timers count whole milliseconds of a clock read once per loop turn: a sleep
+      // can end up to a millisecond early by this (finer) clock. Never start before the slot.
+      let now = yield* nowMicros
+      while (now < slot) {
+        yield* sleepMicros(slot - now)
+        now = yield* nowMicros
+      }
+      if (options.mayStart(slot, now, reservation)) return
       yield* Metric.increment(rateLimitSlotsDropped)
     }
   })
