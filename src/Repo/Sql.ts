@@ -107,7 +107,7 @@ export const hotPathQueries = (sql: SqlClient.SqlClient) => ({
       WHERE s.product_id = ${productId} AND s.is_active = 1 AND s.id > ${afterId}
       ORDER BY s.id
       LIMIT ${sql.literal(String(limitOf(limit)))}`,
-  /** A round's recipients in send order: `ix_recipients_in_order`. */
+  /** A round's recipients in send order (as recorded, when each send succeeded): `ix_recipients_in_order`. */
   recipients: (productId: number, restockRound: number, afterId: number, limit: number) =>
     sql`SELECT h.id, h.user_id AS userId, h.sent_at AS sentAt
       FROM product_user_notification_history h

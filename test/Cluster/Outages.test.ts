@@ -258,7 +258,7 @@ layer(layerBacking, { excludeTestServices: true, timeout: "3 minutes" })("depend
       expect(repeats(all)).toBe(0)
     }))
 
-  it.scoped("MariaDB stalled mid-round: every request answered within seconds, the round ends once it answers again, resume completes it", () =>
+  it.scoped("MariaDB stalled mid-round: every request answered within seconds, sends stop at the unrecorded window, the round completes (resumed if it ended)", () =>
     Effect.gen(function*() {
       const backing = yield* Backing
       const sender = yield* TestSender.start({ latency: { minMs: 10, maxMs: 30 } })
@@ -304,8 +304,14 @@ layer(layerBacking, { excludeTestServices: true, timeout: "3 minutes" })("depend
         (reply) => reply.status === 200,
         "15 seconds"
       )
-      const resumed = yield* service.request("POST", `/admin/products/${productId}/notifications/re-stock`)
-      expectStatus(service, "resuming", resumed, 202)
+      // A stall shorter than the write retry window is ridden out: the sends wait with their
+      // records and go on once MariaDB answers (COMPLETED). A longer one, or a page read that
+      // times out, ends the round CANCELED_BY_ERROR, and a resume completes it.
+      expect(["COMPLETED", "CANCELED_BY_ERROR"]).toContain(ended.status)
+      if (ended.status === "CANCELED_BY_ERROR") {
+        const resumed = yield* service.request("POST", `/admin/products/${productId}/notifications/re-stock`)
+        expectStatus(service, "resuming", resumed, 202)
+      }
       const done = yield* awaitTerminal(service, productId, opened.restockRound)
       const all = webhooksOf(sender, productId, opened.restockRound)
       expect(done).toMatchObject({ status: "COMPLETED", sentCount: subscribers, lastSentUserId: subscribers })

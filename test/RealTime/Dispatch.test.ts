@@ -43,6 +43,16 @@ const limit = 200
 /** Sends started but not yet recorded: what may still arrive after the round was told to stop. */
 const maxInFlight = unrecordedWindow(DispatchSettings.defaults, limit)
 /**
+ * Users 1..n recorded once each. Records are written as sends settle, so
+ * their order (the recipients' order) follows subscription order within the
+ * window of sends not yet recorded, never further off.
+ */
+const expectRecordedOnceEach = (history: ReadonlyArray<{ readonly userId: number }>, n: number) => {
+  expect(history.map((row) => row.userId).sort((a, b) => a - b)).toEqual(range(1, n))
+  history.forEach((row, i) => expect(Math.abs(row.userId - (i + 1))).toBeLessThan(maxInFlight))
+}
+
+/**
  * The sustained-rate bar. The target is 98 %, and the dispatch alone holds 99 % (the
  * virtual-time tests and `npm run bench`); a service process on this 2-core machine
  * measured 91–95 % at 200/s with its database, Redis and the sender beside it, CPU-bound
@@ -111,10 +121,10 @@ layer(deployment, { excludeTestServices: true, timeout: "2 minutes" })("a real-t
           `arrival inversions ${arrivalInversions(webhooks)}, service CPU ${cpu} per send, load ${loadavg()[0]!.toFixed(1)}`)
 
         expect(round).toMatchObject({ status: "COMPLETED", sentCount: subscribers, lastSentUserId: subscribers, error: null })
-        // Every user exactly once at the sender, and exactly one record each, in subscription order.
+        // Every user exactly once at the sender, and exactly one record each, recorded as sends settled.
         expect([...countsByUser(webhooks).entries()].sort(([a], [b]) => a - b))
           .toEqual(range(1, subscribers).map((user) => [user, 1]))
-        expect((yield* historyOf(productId, round.restockRound)).map((row) => row.userId)).toEqual(range(1, subscribers))
+        expectRecordedOnceEach(yield* historyOf(productId, round.restockRound), subscribers)
         expect(startsInSubscriptionOrder(webhooks)).toBe(true)
         // Measured where the third party measures it: never over the limit in any sliding second.
         expect(rate.worstSecond).toBeLessThanOrEqual(limit)
@@ -181,8 +191,7 @@ layer(deployment, { excludeTestServices: true, timeout: "2 minutes" })("a real-t
       expect(webhooks.filter((webhook) => webhook.sentAt > soldOutVisible)).toEqual([])
       expect(late.length).toBeLessThanOrEqual(maxInFlight)
       // Every send that reached the sender was recorded, once, and the prefix is contiguous.
-      const history = yield* historyOf(productId, round.restockRound)
-      expect(history.map((row) => row.userId)).toEqual(range(1, webhooks.length))
+      expectRecordedOnceEach(yield* historyOf(productId, round.restockRound), webhooks.length)
       expect(round).toMatchObject({ sentCount: webhooks.length, lastSentUserId: webhooks.length })
     }))
 
@@ -215,8 +224,7 @@ layer(deployment, { excludeTestServices: true, timeout: "2 minutes" })("a real-t
       // (At 200/s a service that ignored it would start 20 sends in those 100 ms.)
       expect(webhooks.filter((webhook) => webhook.sentAt > published + 100)).toEqual([])
       expect(late.length).toBeLessThanOrEqual(maxInFlight + 5)
-      const history = yield* historyOf(productId, round.restockRound)
-      expect(history.map((row) => row.userId)).toEqual(range(1, webhooks.length))
+      expectRecordedOnceEach(yield* historyOf(productId, round.restockRound), webhooks.length)
       // `product.stock` follows a change made by another system.
       const product = yield* service.request("GET", `/products/${productId}`)
       expect(product.body).toMatchObject({ stock: 0, stockStatus: "OUT_OF_STOCK" })

@@ -57,6 +57,11 @@ export class RoundsApi extends HttpApiGroup.make("rounds")
       .addError(ProductNotFound)
       .addError(RoundNotFound)
       .annotate(OpenApi.Summary, "Who received a round, in send order")
+      .annotate(
+        OpenApi.Description,
+        "In the order the sends succeeded and were recorded: sends overlap, so a user may come a few places " +
+          "away from their subscription order (never more than the sends in flight); `sentAt` is when each send started."
+      )
   )
   .middlewareEndpoints(AdminAuth)
   .add(
