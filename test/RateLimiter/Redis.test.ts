@@ -79,3 +79,20 @@ describe("Redis RateLimiter reservation script", () => {
       expect(next.waitMicros).toBeLessThanOrEqual(10_000)
     }))
 })
+
+describe("Redis' clock offset, estimated from replies", () => {
+  it("takes the largest lower bound: a reply that waited here does not move the slots later", () => {
+    const offsetOf = RedisRateLimiter.makeClockOffset(2_000_000)
+    // Redis' clock is 1,000 µs ahead; replies are handled 50 µs, then 5,000 µs (a busy loop), after Redis read its clock.
+    expect(offsetOf(10_000, 9_050)).toBe(950)
+    expect(offsetOf(20_000, 24_000)).toBe(950)
+    expect(offsetOf(30_000, 29_020)).toBe(980)
+  })
+
+  it("forgets bounds older than it keeps, so a drift of the clocks is followed", () => {
+    const offsetOf = RedisRateLimiter.makeClockOffset(3_000)
+    expect(offsetOf(10_000, 9_000)).toBe(1_000)
+    expect(offsetOf(12_000, 11_500)).toBe(1_000)
+    expect(offsetOf(13_000, 12_600)).toBe(500)
+  })
+})

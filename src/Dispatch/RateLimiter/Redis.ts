@@ -72,19 +72,42 @@ export const reserveSlot = (
     })
   )
 
+/**
+ * Redis' clock minus this process' clock, in µs, estimated from replies.
+ * A reply's Redis "now" was read after the request left and before the
+ * reply was handled here, so `redisNow − handledAt` is a lower bound of the
+ * offset; the largest bound of the last few seconds is the closest (a reply
+ * that waited on a busy event loop gives a smaller one, and is outvoted).
+ * Being a lower bound, it converts a slot to this process' clock never
+ * earlier than the slot really is. Old bounds expire, so a drift of the
+ * two clocks is followed.
+ */
+export const makeClockOffset = (keepMicros = 2_000_000) => {
+  const bounds: Array<{ readonly at: number; readonly bound: number }> = []
+  return (redisNow: number, handledAt: number): number => {
+    bounds.push({ at: handledAt, bound: redisNow - handledAt })
+    while (bounds.length > 1 && handledAt - bounds[0]!.at > keepMicros) bounds.shift()
+    let offset = Number.NEGATIVE_INFINITY
+    for (const { bound } of bounds) offset = Math.max(offset, bound)
+    return offset
+  }
+}
+
 export const make = (options: Options): Effect.Effect<RateLimiterShape, never, RedisConnection> =>
   Effect.gen(function*() {
     const redis = yield* RedisConnection
     const spacing = spacingMicros(options.limitPerSecond, options.margin ?? defaultMargin)
+    const offsetOf = makeClockOffset()
 
     const acquire = makePooledAcquire({
       spacing,
       count: slotsPerReservation(spacing),
       tolerance: latenessToleranceMicros(options.limitPerSecond, spacing),
-      // The first slot on this process' clock, as of the reply (half a round trip late at most).
+      // The first slot on this process' clock. (Taken as "now + wait" at the reply, a reply that
+      // sat behind other work would move all of its slots later, into another process' slots.)
       reserve: (count) =>
-        Effect.flatMap(reserveSlot(redis, spacing, count), ({ waitMicros }) =>
-          Effect.map(nowMicros, (now) => now + waitMicros)),
+        Effect.flatMap(reserveSlot(redis, spacing, count), ({ slotMicros, waitMicros }) =>
+          Effect.map(nowMicros, (handledAt) => slotMicros - offsetOf(slotMicros - waitMicros, handledAt))),
       mayStart: makeLateStartGuard(options.limitPerSecond, spacing, { soleUser: false })
     })
 
