@@ -83,3 +83,17 @@ export const rateOf = (webhooks: ReadonlyArray<Pick<Webhook, "at">>): RateFigure
 /** `1..n` */
 export const range = (from: number, to: number): Array<number> =>
   Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
+
+/**
+ * The limit, checked at both ends. The starts (`sentAt`, the service's own
+ * clock) never exceed `limit` in a sliding second. The arrivals, stamped by
+ * the test's receiver, do not either, but for the requests a stall of the
+ * receiver itself can have bunched: those that fit in `receiverStallMs` at
+ * the limit (none for a stall under one spacing). A real third party runs
+ * on its own machine; this one shares two cores with everything else.
+ */
+export const limitAllowance = (limit: number, receiverStallMs: number): number =>
+  Math.floor((receiverStallMs * limit) / 1000)
+
+export const startsWorstSecond = (webhooks: ReadonlyArray<Pick<Webhook, "sentAt">>): number =>
+  maxInSlidingWindow(webhooks.map((webhook) => webhook.sentAt), 1000)

@@ -16,7 +16,7 @@
 import { Effect, type Scope } from "effect"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import { performance } from "node:perf_hooks"
+import { type IntervalHistogram, monitorEventLoopDelay, performance } from "node:perf_hooks"
 
 /** One request as the sender saw it. */
 export interface Arrival {
@@ -80,6 +80,14 @@ export interface TestSender {
   readonly awaitArrivals: (count: number) => Effect.Effect<ReadonlyArray<Arrival>>
   /** Forgets the arrivals (the connection count and request numbering go on). */
   readonly clearArrivals: () => void
+  /**
+   * The longest this process' event loop was held up since the start (or the
+   * last `resetReceiverStall`), in ms: for that long, arriving requests were
+   * not stamped, and were stamped together after. Requests that arrived
+   * evenly can then read as up to `stall / spacing` more in one sliding second.
+   */
+  readonly receiverStallMs: () => number
+  readonly resetReceiverStall: () => void
 }
 
 export const hang: Reply = { _tag: "Hang" }
@@ -107,7 +115,7 @@ export const now = (): number => performance.timeOrigin + performance.now()
 /** Starts the server; it stops (dropping open connections) when the scope closes. */
 export const start = (options: SenderOptions = {}): Effect.Effect<TestSender, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.async<{ readonly server: Http.Server; readonly sender: TestSender }>((resume) => {
+    Effect.async<{ readonly server: Http.Server; readonly loopDelay: IntervalHistogram; readonly sender: TestSender }>((resume) => {
       let script = options.script
       let latency = options.latency
       let received = 0
@@ -115,6 +123,8 @@ export const start = (options: SenderOptions = {}): Effect.Effect<TestSender, ne
       let arrivals: Array<Arrival> = []
       const waiters = new Set<{ readonly count: number; readonly done: () => void }>()
       const socketIds = new WeakMap<object, number>()
+      const loopDelay = monitorEventLoopDelay({ resolution: 1 })
+      loopDelay.enable()
 
       const record = (arrival: Arrival) => {
         arrivals.push(arrival)
@@ -195,16 +205,19 @@ export const start = (options: SenderOptions = {}): Effect.Effect<TestSender, ne
           }),
         clearArrivals: () => {
           arrivals = []
-        }
+        },
+        receiverStallMs: () => loopDelay.max / 1e6,
+        resetReceiverStall: () => loopDelay.reset()
       }
 
       server.listen(0, "127.0.0.1", () => {
         const { port } = server.address() as AddressInfo
-        resume(Effect.succeed({ server, sender: { ...sender, url: `http://127.0.0.1:${port}/notify` } }))
+        resume(Effect.succeed({ server, loopDelay, sender: { ...sender, url: `http://127.0.0.1:${port}/notify` } }))
       })
     }),
-    ({ server }) =>
+    ({ loopDelay, server }) =>
       Effect.async<void>((resume) => {
+        loopDelay.disable()
         server.closeAllConnections()
         server.close(() => resume(Effect.void))
       })
