@@ -33,7 +33,7 @@ import {
   type Tracer
 } from "effect"
 import { Notification, type DeliveryRecord } from "../Domain/Delivery.js"
-import type { StorageUnavailable } from "../Domain/Errors.js"
+import { describeCause, type StorageUnavailable } from "../Domain/Errors.js"
 import type { UserId } from "../Domain/Ids.js"
 import type { Product } from "../Domain/Product.js"
 import type { Round } from "../Domain/Round.js"
@@ -225,6 +225,11 @@ export const dispatchRound = (input: DispatchInput) =>
           onFailure: (error) => Effect.as(haltWith(Halt.SendFailed({ message: error.message })), false),
           onSuccess: () => Effect.succeed(true)
         }),
+        // A notifier that throws is a failed send too: its turn must still settle, or its slot
+        // would never come back and the round would wait for it forever.
+        Effect.catchAllDefect((defect) =>
+          Effect.as(haltWith(Halt.SendFailed({ message: `the notifier failed unexpectedly: ${describeCause(defect)}` })), false)
+        ),
         Effect.tap((succeeded) => pages.settled(page, succeeded)),
         Effect.flatMap((succeeded) =>
           settle({

@@ -8,6 +8,7 @@ import { spacingMicros, defaultMargin } from "../../src/Dispatch/RateLimiter/Rat
 import { Restock } from "../../src/Dispatch/Restock.js"
 import * as RestockLive from "../../src/Dispatch/RestockLive.js"
 import { ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
+import { Notifier } from "../../src/Notifier/Notifier.js"
 import * as Recording from "../../src/Notifier/Recording.js"
 import { Repo } from "../../src/Repo/Repo.js"
 import { StockCache } from "../../src/StockCache/StockCache.js"
@@ -292,6 +293,21 @@ describe("errors and resume", () => {
         failure: Recording.failUsers([UserId.make(3)], { reason: "Permanent", times: 1 })
       }
     }))))
+
+  it.effect("a notifier that throws ends the round CANCELED_BY_ERROR at the user before, without hanging", () =>
+    Effect.gen(function*() {
+      yield* seed({ subscribers: 5, stock: 10 })
+      const round = yield* runRound(productId)
+      expect(round).toMatchObject({ status: "CANCELED_BY_ERROR", lastSentUserId: 2 })
+      expect(round.error).toContain("unexpectedly")
+    }).pipe(Effect.provide(
+      RestockLive.layer.pipe(Layer.provideMerge(Layer.merge(
+        ports(),
+        Layer.succeed(Notifier, {
+          send: (notification) => notification.userId === 3 ? Effect.die(new Error("boom")) : Effect.void
+        })
+      )))
+    )))
 
   it.effect("a transient failure is retried with backoff; one that persists ends the round within seconds", () =>
     Effect.gen(function*() {
