@@ -31,10 +31,18 @@ const main = Effect.gen(function*() {
   const ready = process.memoryUsage()
   let peakRss = ready.rss
   let peakHeap = ready.heapUsed
+  // The live heap: what a full collection leaves, once a second. It grows with the subscribers
+  // only if something is kept per subscriber; the peaks above also hold garbage not yet collected.
+  const liveHeap: Array<number> = []
+  let ticks = 0
   const sampler = setInterval(() => {
     const now = process.memoryUsage()
     peakRss = Math.max(peakRss, now.rss)
     peakHeap = Math.max(peakHeap, now.heapUsed)
+    if (++ticks % 50 === 0 && globalThis.gc !== undefined) {
+      globalThis.gc()
+      liveHeap.push(mib(process.memoryUsage().heapUsed))
+    }
   }, 20)
   const timed = yield* timedRound(productId).pipe(Effect.ensuring(Effect.sync(() => clearInterval(sampler))))
   const result = {
@@ -45,6 +53,8 @@ const main = Effect.gen(function*() {
     readyHeapMiB: mib(ready.heapUsed),
     peakRssMiB: mib(peakRss),
     peakHeapMiB: mib(peakHeap),
+    maxLiveHeapMiB: liveHeap.length === 0 ? null : Math.max(...liveHeap),
+    liveHeapMiB: liveHeap,
     // The kernel's own high-water mark of the whole process' life (start-up included).
     maxRssMiB: process.resourceUsage().maxRSS / 1024
   }

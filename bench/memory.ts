@@ -16,7 +16,7 @@ import { fixed, table, target, thousands } from "./support/Measure.js"
 import { say } from "./support/Say.js"
 import { seedProduct } from "./support/Seed.js"
 
-const sizes = [20_000, 200_000] as const
+const sizes = [20_000, 200_000]
 
 const ChildReport = Schema.parseJson(Schema.Struct({
   status: Schema.String,
@@ -26,6 +26,8 @@ const ChildReport = Schema.parseJson(Schema.Struct({
   readyHeapMiB: Schema.Number,
   peakRssMiB: Schema.Number,
   peakHeapMiB: Schema.Number,
+  maxLiveHeapMiB: Schema.NullOr(Schema.Number),
+  liveHeapMiB: Schema.Array(Schema.Number),
   maxRssMiB: Schema.Number
 }))
 
@@ -47,6 +49,7 @@ const oneRound = (subscribers: number) =>
       timeout: "6 minutes"
     })
     const lastLine = stdout.trim().split("\n").pop() ?? ""
+
     return { subscribers, ...(yield* Schema.decodeUnknown(ChildReport)(lastLine)) }
   }).pipe(Effect.scoped)
 
@@ -58,7 +61,7 @@ export const run = Effect.gen(function*() {
   return {
     sections: [
       table(
-        ["subscribers", "status", "sent", "seconds", "msg/s", "RSS ready MiB", "peak RSS MiB", "kernel maxRSS MiB", "peak heap MiB", "RSS growth MiB"],
+        ["subscribers", "status", "sent", "seconds", "msg/s", "RSS ready MiB", "peak RSS MiB", "kernel maxRSS MiB", "peak heap MiB", "live heap MiB (max after GC)", "RSS growth MiB"],
         rounds.map((r) => [
           thousands(r.subscribers),
           r.status,
@@ -69,11 +72,14 @@ export const run = Effect.gen(function*() {
           fixed(r.peakRssMiB, 1),
           fixed(r.maxRssMiB, 1),
           fixed(r.peakHeapMiB, 1),
+          r.maxLiveHeapMiB === null ? "" : fixed(r.maxLiveHeapMiB, 1),
           fixed(growth(r), 1)
         ])
       ),
       `Peak RSS ratio 200,000 / 20,000 = ${fixed(ratio, 3)} for 10× the subscribers ` +
-      `(RSS growth during the round: ${fixed(growth(small), 1)} MiB vs ${fixed(growth(large), 1)} MiB).`
+      `(RSS growth during the round: ${fixed(growth(small), 1)} MiB vs ${fixed(growth(large), 1)} MiB).`,
+      `Live heap after a full GC, once a second through each round (MiB): ` +
+      rounds.map((r) => `${thousands(r.subscribers)}: ${r.liveHeapMiB.map((v) => fixed(v, 0)).join(" ")}`).join("; ") + "."
     ],
     targets: [
       target("memory: both rounds COMPLETED", rounds.every((r) => r.status === "COMPLETED" && r.sentCount === r.subscribers),

@@ -339,7 +339,7 @@ export const dispatchRound = (input: DispatchInput) =>
       ? Option.none()
       : yield* repo.subscriptionIdOf(productId, round.lastSentUserId)
 
-    const startInOrder = repo.pendingSubscribers(productId, {
+    const subscribers = repo.pendingSubscribers(productId, {
       restockRound,
       after: Option.getOrNull(after),
       pageSize: settings.pageSize
@@ -353,13 +353,24 @@ export const dispatchRound = (input: DispatchInput) =>
       ),
       // The next page is read while this one is sent: a page read at the limit would
       // otherwise stall the starts for its duration (two pages in memory at most).
-      Stream.bufferChunks({ capacity: 1 }),
-      Stream.runForEachWhile(takeTurn),
+      Stream.bufferChunks({ capacity: 1 })
+    )
+
+    // Page by page, a turn per subscriber, until the pages end or a turn says stop. (A plain
+    // loop: `Stream.runForEachWhile` keeps a continuation per element until the stream ends,
+    // which grew the heap by ~300 bytes per subscriber over a round.)
+    const startInOrder = Effect.gen(function*() {
+      const pull = yield* Stream.toPull(subscribers)
+      pages: while (true) {
+        const page = yield* Effect.option(pull)
+        if (Option.isNone(page)) break
+        for (const subscriber of page.value) if (!(yield* takeTurn(subscriber))) break pages
+      }
       // Every slot back means every send started has been recorded; then the writer may stop.
       // (Not on interruption: then the writer has failed, and the queue may be full.)
-      Effect.zipRight(unrecorded.take(window)),
-      Effect.zipRight(Queue.offer(settled, Option.none()))
-    )
+      yield* unrecorded.take(window)
+      yield* Queue.offer(settled, Option.none())
+    })
 
     if (yield* watch.isSoldOut) {
       // Started sold out: nothing is sent, the round ends CANCELED_BY_SOLD_OUT.
