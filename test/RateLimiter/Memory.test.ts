@@ -15,29 +15,25 @@ rateLimiterContract("in memory", {
     Effect.map(MemoryRateLimiter.make({ limitPerSecond }), (limiter) => Array.from({ length: processes }, () => limiter))
 })
 
-/** The same clock, except that its first sleep lasts `extra` longer: a stalled event loop. */
-const oversleepingOnce = (clock: Clock.Clock, extra: Duration.DurationInput): Clock.Clock => {
-  let stalled = false
-  const late: Clock.Clock = Object.create(clock)
-  late.sleep = (duration) => {
-    if (stalled) return clock.sleep(duration)
-    stalled = true
-    return clock.sleep(Duration.sum(duration, extra))
+/** The same clock, except that its first sleep lasts `first(duration)` instead. */
+const firstSleepChanged = (clock: Clock.Clock, first: (duration: Duration.Duration) => Duration.Duration): Clock.Clock => {
+  let slept = false
+  const changed: Clock.Clock = Object.create(clock)
+  changed.sleep = (duration) => {
+    if (slept) return clock.sleep(duration)
+    slept = true
+    return clock.sleep(first(duration))
   }
-  return late
+  return changed
 }
 
-/** The same clock, except that its first sleep ends `early` sooner: Node's millisecond timers do that. */
-const wakingEarlyOnce = (clock: Clock.Clock, early: Duration.DurationInput): Clock.Clock => {
-  let woken = false
-  const hasty: Clock.Clock = Object.create(clock)
-  hasty.sleep = (duration) => {
-    if (woken) return clock.sleep(duration)
-    woken = true
-    return clock.sleep(Duration.subtract(duration, early))
-  }
-  return hasty
-}
+/** Its first sleep lasts `extra` longer: a stalled event loop. */
+const oversleepingOnce = (clock: Clock.Clock, extra: Duration.DurationInput) =>
+  firstSleepChanged(clock, (duration) => Duration.sum(duration, extra))
+
+/** Its first sleep ends `early` sooner: Node's millisecond timers do that. */
+const wakingEarlyOnce = (clock: Clock.Clock, early: Duration.DurationInput) =>
+  firstSleepChanged(clock, (duration) => Duration.subtract(duration, early))
 
 /** `permits` acquires in a row, each completion's virtual time (ms). */
 const acquireInRow = (limiter: RateLimiterShape, permits: number) =>
