@@ -171,7 +171,7 @@ export const run = Effect.gen(function*() {
       `${thousands(restock.seen.records)} record batches of ` +
       `${fixed(restock.seen.recordMs, 1)} ms on average.`,
       `One send's CPU alone (${thousands(clientSends)} POSTs, ${clientConcurrency} at a time, same sender, its share included): ` +
-      `restock's webhook notifier (@effect/platform HttpClient on undici) ${fixed(restock.webhookCpu / clientSends, 2)} ms, ` +
+      `restock's webhook notifier (undici's request, through Effect) ${fixed(restock.webhookCpu / clientSends, 2)} ms, ` +
       `plain undici ${fixed(undiciCpu / clientSends, 2)} ms. ` +
       `At ${limit}/s, restock's ${fixed(restock.cpuMs / restock.figures.n, 2)} ms per send asks for ` +
       `${fixed((restock.cpuMs / restock.figures.n) * limit / 1000, 2)} of this machine's 2 cores.`,
