@@ -85,15 +85,32 @@ export const range = (from: number, to: number): Array<number> =>
   Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
 
 /**
- * The limit, checked at both ends. The starts (`sentAt`, the service's own
- * clock) never exceed `limit` in a sliding second. The arrivals, stamped by
- * the test's receiver, do not either, but for the requests a stall of the
- * receiver itself can have bunched: those that fit in `receiverStallMs` at
- * the limit (none for a stall under one spacing). A real third party runs
- * on its own machine; this one shares two cores with everything else.
+ * How much the way from a start to its arrival varied over `webhooks` (ms):
+ * the spread of `at − sentAt`. Evenly spaced starts arrive as evenly as that
+ * spread allows, whatever its cause (this process' or the service's event
+ * loop held up, the scheduler of two shared cores).
  */
-export const limitAllowance = (limit: number, receiverStallMs: number): number =>
-  Math.floor((receiverStallMs * limit) / 1000)
+export const pathJitterMs = (webhooks: ReadonlyArray<Pick<Webhook, "at" | "sentAt">>): number => {
+  let low = Infinity
+  let high = -Infinity
+  for (const webhook of webhooks) {
+    const delay = webhook.at - webhook.sentAt
+    low = Math.min(low, delay)
+    high = Math.max(high, delay)
+  }
+  return webhooks.length === 0 ? 0 : high - low
+}
+
+/**
+ * The limit, checked at both ends. The starts (`sentAt`, the service's own
+ * clock) never exceed `limit` in a sliding second. The arrivals do not
+ * either while the way there varies by no more than the jitter the margin
+ * is kept for (`budgetMs`: `latenessToleranceMicros`); by more, the excess
+ * can bunch that many more spacings' worth of requests into one second, and
+ * only those are allowed. A real third party is not on the same two cores.
+ */
+export const limitAllowance = (limit: number, jitterMs: number, budgetMs: number): number =>
+  Math.max(0, Math.ceil(((jitterMs - budgetMs) * limit) / 1000))
 
 export const startsWorstSecond = (webhooks: ReadonlyArray<Pick<Webhook, "sentAt">>): number =>
   maxInSlidingWindow(webhooks.map((webhook) => webhook.sentAt), 1000)
