@@ -89,7 +89,8 @@ export const make = Effect.gen(function*() {
       const halt = yield* Deferred.make<Halt>()
       const done = yield* Deferred.make<void>()
       const key = roundKey(round.productId, round.restockRound)
-      running.set(key, { halt, done })
+      const entry: RunningRound = { halt, done }
+      running.set(key, entry)
       const startedAt = yield* Clock.currentTimeMillis
       yield* PubSub.publish(statusChanges, round.productId)
       yield* dispatchRound({
@@ -122,7 +123,8 @@ export const make = Effect.gen(function*() {
         ),
         Effect.ensuring(
           Effect.suspend(() => {
-            running.delete(key)
+            // A resume of this round may already have launched again under the same key.
+            if (running.get(key) === entry) running.delete(key)
             return Deferred.succeed(done, undefined).pipe(Effect.zipRight(PubSub.publish(statusChanges, round.productId)))
           })
         ),
@@ -153,7 +155,12 @@ export const make = Effect.gen(function*() {
     Effect.gen(function*() {
       const product = yield* requireProduct(productId)
       const latest = yield* repo.latestRound(productId)
-      if (Option.isSome(latest) && running.has(roundKey(productId, latest.value.restockRound))) {
+      // Still being sent here (even if its lease lapsed meanwhile). A round whose terminal status
+      // is written is done with, whether or not its fiber has finished cleaning up.
+      if (
+        Option.isSome(latest) && latest.value.status === "IN_PROGRESS" &&
+        running.has(roundKey(productId, latest.value.restockRound))
+      ) {
         return yield* Effect.fail(NothingToResume.of(productId, `round ${latest.value.restockRound} is still being sent`))
       }
       const { lease, now } = yield* newLease
