@@ -28,7 +28,9 @@ describe("Redis RateLimiter reservation script", () => {
   it.scopedLive("back-to-back reservations get slots exactly one spacing apart, on Redis' clock", () =>
     Effect.gen(function*() {
       const { redis } = yield* freshConnection
-      const spacing = spacingMicros(200, defaultMargin) // 5,051 µs
+      // A second apart: a pause between two calls (GC, a loaded machine) shorter than one spacing
+      // cannot let a slot lapse and start the schedule afresh. (At a real limit's 5 ms it could.)
+      const spacing = spacingMicros(1, defaultMargin)
       const reservations = yield* Effect.forEach(
         Array.from({ length: 50 }),
         () => RedisRateLimiter.reserveSlot(redis, spacing)
@@ -65,18 +67,20 @@ describe("Redis RateLimiter reservation script", () => {
   it.scopedLive("after an idle spell the next reservation starts now, not in the past (no stored-up burst)", () =>
     Effect.gen(function*() {
       const { redis } = yield* freshConnection
-      yield* Effect.sleep("50 millis")
-      const first = yield* RedisRateLimiter.reserveSlot(redis, 10_000)
-      yield* Effect.sleep("100 millis")
-      const afterIdle = yield* RedisRateLimiter.reserveSlot(redis, 10_000)
-      const next = yield* RedisRateLimiter.reserveSlot(redis, 10_000)
+      // Half a second apart, so the two calls back to back stay within one spacing even when the
+      // machine pauses for a while between them; the idle spell is longer than a spacing.
+      const spacing = 500_000
+      const first = yield* RedisRateLimiter.reserveSlot(redis, spacing)
+      yield* Effect.sleep("600 millis")
+      const afterIdle = yield* RedisRateLimiter.reserveSlot(redis, spacing)
+      const next = yield* RedisRateLimiter.reserveSlot(redis, spacing)
 
       expect(afterIdle.waitMicros).toBe(0)
-      expect(afterIdle.slotMicros - first.slotMicros).toBeGreaterThanOrEqual(100_000)
-      expect(next.slotMicros - afterIdle.slotMicros).toBe(10_000)
-      // One spacing later, less the round trip between the two calls (a few ms on a loaded machine).
+      expect(afterIdle.slotMicros - first.slotMicros).toBeGreaterThanOrEqual(600_000)
+      expect(next.slotMicros - afterIdle.slotMicros).toBe(spacing)
+      // One spacing later, less the round trip between the two calls.
       expect(next.waitMicros).toBeGreaterThan(0)
-      expect(next.waitMicros).toBeLessThanOrEqual(10_000)
+      expect(next.waitMicros).toBeLessThanOrEqual(spacing)
     }))
 })
 
