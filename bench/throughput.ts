@@ -71,16 +71,18 @@ const isolatedCosts = (productId: number) =>
 
     const pages = yield* cost(Stream.runDrain(repo.pendingSubscribers(id, { restockRound: opened.restockRound, after: null, pageSize })))
     const records = yield* cost(Effect.gen(function*() {
+      let round = opened
       for (let first = 1; first <= messages; first += recordBatch) {
         const deliveries: Array<DeliveryRecord> = Array.from(
           { length: Math.min(recordBatch, messages - first + 1) },
           (_, i) => ({ userId: UserId.make(first + i), sentAt: new Date() })
         )
-        yield* repo.recordDeliveries(id, opened.restockRound, owner, {
+        round = (yield* repo.recordDeliveries(round, owner, {
           deliveries,
           lastSentUserId: deliveries[deliveries.length - 1]!.userId,
-          now: new Date()
-        })
+          now: new Date(),
+          productName: "Bench"
+        })).round
       }
     }))
     const acquires = yield* cost(Effect.repeatN(limiter.acquire, messages - 1))

@@ -55,7 +55,7 @@ const memoryRepo = (subscribers: number, pageSize: number): RepoShape => {
         ...Array.from({ length: Math.ceil(subscribers / pageSize) }, (_, page) =>
           Chunk.unsafeFromArray(all.slice(page * pageSize, (page + 1) * pageSize)))
       ),
-    recordDeliveries: (_productId, _round, _owner, batch) =>
+    recordDeliveries: (_round, _owner, batch) =>
       Effect.succeed({
         deliveries: batch.deliveries.map((d: DeliveryRecord) =>
           new Delivery({ id: DeliveryId.make(nextId++), productId, productName: product.name, userId: d.userId, restockRound, sentAt: d.sentAt }, {

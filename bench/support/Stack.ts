@@ -72,8 +72,8 @@ const probedRepo = (repo: RepoShape, probe: Probe): RepoShape => ({
       Effect.map(Stream.toPull(repo.pendingSubscribers(productId, options)), (pull) =>
         probe.pages.time(pull, (chunk) => chunk.length))
     ),
-  recordDeliveries: (productId, restockRound, owner, batch) =>
-    probe.records.time(repo.recordDeliveries(productId, restockRound, owner, batch), () => batch.deliveries.length)
+  recordDeliveries: (round, owner, batch) =>
+    probe.records.time(repo.recordDeliveries(round, owner, batch), () => batch.deliveries.length)
 })
 
 const probedLimiter = (limiter: RateLimiterShape, probe: Probe): RateLimiterShape => ({

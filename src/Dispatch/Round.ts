@@ -206,6 +206,8 @@ export const dispatchRound = (input: DispatchInput) =>
     const settle = (turn: Settled) => Queue.offer(settled, Option.some(turn))
     const prefix = makePrefixTracker<UserId>()
     let positions = 0
+    // The round as this dispatcher last wrote it: each batch's write starts from it.
+    let written = round
 
     const attemptThenRetry = makeAttemptThenRetry(
       { notifier: instrumentedNotifier, limiter },
@@ -292,8 +294,9 @@ export const dispatchRound = (input: DispatchInput) =>
           if (deliveries.length === 0 && lastSentUserId === undefined) return
           const now = new Date(yield* Clock.currentTimeMillis)
           const recorded = yield* durably(
-            repo.recordDeliveries(productId, restockRound, owner, { deliveries, lastSentUserId, now })
+            repo.recordDeliveries(written, owner, { deliveries, lastSentUserId, now, productName: product.name })
           )
+          written = recorded.round
           yield* Metric.incrementBy(Metrics.deliveriesRecorded, recorded.deliveries.length)
           yield* feed.publish(recorded.deliveries)
           yield* onProgress(recorded.round)

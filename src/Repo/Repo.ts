@@ -125,16 +125,22 @@ export interface RepoShape {
    * already exist for the user in this round), adds the number inserted to
    * `sent_count`, sets `last_sent_user_id` when given, and returns the rows.
    * Fenced: only the lease owner of an `IN_PROGRESS` round may write.
+   *
+   * `round` is the round as its owner last wrote it (from `openRound`,
+   * `reopenRound` or the previous batch): while the fence holds nobody else
+   * changes it, so the round returned is that one with this batch's changes,
+   * not read back.
    */
   readonly recordDeliveries: (
-    productId: ProductId,
-    restockRound: RestockRound,
+    round: Round,
     owner: string,
     batch: {
       readonly deliveries: ReadonlyArray<DeliveryRecord>
       /** The new end of the contiguous prefix, or `undefined` to leave it. */
       readonly lastSentUserId: UserId | undefined
       readonly now: Date
+      /** The product's name as the notifications carried it: the recorded deliveries say the same. */
+      readonly productName: string
     }
   ) => Effect.Effect<RecordedBatch, LeaseLost | StorageUnavailable>
   /** Moves an `IN_PROGRESS` round held by `owner` to a terminal status and clears the lease. */

@@ -12,50 +12,25 @@ import { SqlClient, SqlError, type Statement } from "@effect/sql"
 import { Chunk, Clock, Effect, Layer, Option, Schema, Stream } from "effect"
 import { Delivery, type DeliveryRecord, Recipient } from "../Domain/Delivery.js"
 import { LeaseLost, NothingToResume, ProductNotFound, RoundInProgress, StorageUnavailable } from "../Domain/Errors.js"
-import { DeliveryId, type ProductId, RestockRound, SubscriptionId, UserId } from "../Domain/Ids.js"
+import { type ProductId, RestockRound, SubscriptionId, UserId } from "../Domain/Ids.js"
 import { Product, stockStatusOf } from "../Domain/Product.js"
 import { Round } from "../Domain/Round.js"
 import { type Subscriber, Subscription } from "../Domain/Subscription.js"
 import { detect, type Dialect, violatesOneRoundInProgress } from "./Dialect.js"
 import { type Lease, type Page, type ProductSummary, Repo, type RepoShape } from "./Repo.js"
-
-// ---- rows
-
-/** mysql2 reads DATETIME as a `Date`; SQLite keeps ISO-8601 text. */
-const Timestamp = Schema.Union(Schema.DateFromSelf, Schema.Date)
-
-/** Booleans are stored as 0/1 on both. */
-const Flag = Schema.transform(Schema.Literal(0, 1), Schema.Boolean, {
-  strict: true,
-  decode: (flag) => flag === 1,
-  encode: (active) => (active ? 1 : 0)
-})
-
-const RoundRow = Schema.Struct({
-  ...Round.fields,
-  startedAt: Timestamp,
-  updatedAt: Timestamp,
-  finishedAt: Schema.NullOr(Timestamp)
-})
-const DeliveryRow = Schema.Struct({ ...Delivery.fields, sentAt: Timestamp })
-const RecipientRow = Schema.Struct({ id: DeliveryId, userId: UserId, sentAt: Timestamp })
-const RoundWithNameRow = Schema.Struct({ ...RoundRow.fields, productName: Schema.String })
-const SubscriptionRow = Schema.Struct({ ...Subscription.fields, active: Flag, subscribedAt: Timestamp })
-const SubscriberRow = Schema.Struct({ subscriptionId: SubscriptionId, userId: UserId, alreadyRecorded: Flag })
-const LeaseRow = Schema.Struct({ owner: Schema.String, expiresAt: Timestamp })
-const CountRow = Schema.Struct({ productId: Schema.Number, count: Schema.NonNegativeInt })
-const RestockRoundRow = Schema.Struct({ restockRound: Schema.NonNegativeInt })
-
-/** Rows that do not decode are a bug (or a hand-edited database), not an outage. */
-const decodeAll = <A, I>(schema: Schema.Schema<A, I>) => {
-  const decode = Schema.decodeUnknown(Schema.Array(schema))
-  return (rows: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<A>> => Effect.orDie(decode(rows))
-}
-const decodeFirst = <A, I>(schema: Schema.Schema<A, I>) => {
-  const decode = decodeAll(schema)
-  return (rows: ReadonlyArray<unknown>): Effect.Effect<Option.Option<A>> =>
-    Effect.map(decode(rows.slice(0, 1)), (decoded) => Option.fromNullable(decoded[0]))
-}
+import {
+  CountRow,
+  decodeAll,
+  decodeFirst,
+  decodeRecipientRows,
+  decodeSubscriberRows,
+  DeliveryRow,
+  LeaseRow,
+  RecipientRow,
+  RestockRoundRow,
+  RoundRow,
+  SubscriptionRow
+} from "./Rows.js"
 
 const decodeProducts = decodeAll(Product)
 const decodeRounds = Effect.fnUntraced(function*(rows: ReadonlyArray<unknown>) {
@@ -370,7 +345,7 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
       const size = limitOf(pageSize)
       const page = (afterId: number) =>
         queries.pendingSubscribers(productId, restockRound, afterId, size).pipe(
-          Effect.flatMap(decodeAll(SubscriberRow)),
+          Effect.flatMap(decodeSubscriberRows),
           orUnavailable("pendingSubscribers")
         )
       // The next page is read only when the consumer pulls past this one.
@@ -490,7 +465,7 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
       userIds.length === 0
         ? Effect.succeed([])
         : queries.recordedDeliveries(productId, restockRound, userIds).unprepared.pipe(
-          Effect.flatMap(decodeAll(RecipientRow))
+          Effect.flatMap(decodeRecipientRows)
         )
 
     /**
@@ -514,19 +489,29 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
         // The inserted rows come back with the insert; only users recorded
         // before (a rare repeat) need reading.
         const returned = yield* dialect.insertSkippingDuplicates(table, rows, "id, user_id AS userId, sent_at AS sentAt").pipe(
-          Effect.flatMap(decodeAll(RecipientRow))
+          Effect.flatMap(decodeRecipientRows)
         )
         const insertedUsers = new Set<number>(returned.map((row) => row.userId))
         const repeated = [...new Set(slice.map((delivery) => delivery.userId))].filter((userId) => !insertedUsers.has(userId))
         return { inserted: returned.length, rows: [...returned, ...(yield* recordedRows(productId, restockRound, repeated))] }
       })
 
-    const recordDeliveries: RepoShape["recordDeliveries"] = (productId, restockRound, owner, batch) =>
+    /**
+     * Four round trips: BEGIN, the fence (which also moves the counters), the
+     * insert that answers its rows, COMMIT. The round is not read back: the
+     * fence proves that its owner is the only writer, so the round after the
+     * batch is the caller's round with this batch's changes.
+     */
+    const recordDeliveries: RepoShape["recordDeliveries"] = (round, owner, batch) =>
       transaction(
         Effect.gen(function*() {
-          // The fence goes first: it locks the round row until commit, so the
-          // lease cannot change hands between this check and the inserts.
+          const { productId, restockRound } = round
+          const recording = batch.deliveries.length
+          // The fence goes first: it locks the round row until commit, so the lease cannot
+          // change hands between this check and the inserts. It counts every delivery as new;
+          // a user recorded before (a rare repeat) is taken back off below.
           const assignments: Array<Statement.Fragment> = [sql`updated_at = ${at(batch.now)}`]
+          if (recording > 0) assignments.push(sql`sent_count = sent_count + ${recording}`)
           if (batch.lastSentUserId !== undefined) assignments.push(sql`last_sent_user_id = ${batch.lastSentUserId}`)
           const fenced = yield* sql`UPDATE product_notification_history SET ${sql.csv(assignments)}
             WHERE product_id = ${productId} AND restock_round = ${restockRound}
@@ -534,33 +519,37 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
           if (dialect.affectedRows(fenced) === 0) return yield* leaseLost(productId, restockRound, owner)
 
           let inserted = 0
-          const rows: Array<typeof RecipientRow.Type> = []
+          const rows: Array<RecipientRow> = []
           for (const slice of chunksOf(batch.deliveries, maxRowsPerStatement)) {
             const recorded = yield* insertSlice(productId, restockRound, slice)
             inserted += recorded.inserted
             rows.push(...recorded.rows)
           }
           // Only the rows this batch added count: a user already recorded is not sent twice.
-          if (inserted > 0) {
-            yield* sql`UPDATE product_notification_history SET sent_count = sent_count + ${inserted}
+          if (inserted < recording) {
+            yield* sql`UPDATE product_notification_history SET sent_count = sent_count - ${recording - inserted}
               WHERE product_id = ${productId} AND restock_round = ${restockRound}`
           }
 
-          const [written] = yield* sql`SELECT ${sql.literal(roundColumns)}, p.name AS productName
-            FROM product_notification_history h JOIN product p ON p.id = h.product_id
-            WHERE h.product_id = ${productId} AND h.restock_round = ${restockRound}`.pipe(
-            Effect.flatMap(decodeAll(RoundWithNameRow))
-          )
-          if (written === undefined) return yield* Effect.dieMessage(`round ${restockRound} of product ${productId} vanished`)
-          const { productName, ...round } = written
           const deliveries = rows
             .sort((a, b) => a.id - b.id)
             .map((row) =>
-              new Delivery({ id: row.id, productId, productName, userId: row.userId, restockRound, sentAt: row.sentAt }, {
-                disableValidation: true
-              })
+              new Delivery({
+                id: row.id,
+                productId,
+                productName: batch.productName,
+                userId: row.userId,
+                restockRound,
+                sentAt: row.sentAt
+              }, { disableValidation: true })
             )
-          return { deliveries, round: new Round(round, { disableValidation: true }) }
+          const written = new Round({
+            ...round,
+            sentCount: round.sentCount + inserted,
+            lastSentUserId: batch.lastSentUserId ?? round.lastSentUserId,
+            updatedAt: batch.now
+          }, { disableValidation: true })
+          return { deliveries, round: written }
         })
       ).pipe(orUnavailable("recordDeliveries"))
 

@@ -37,6 +37,26 @@ const productWithSubscribers = (userIds: ReadonlyArray<number>, stock = 10) =>
     return productId
   })
 
+/**
+ * Records a batch as a dispatcher does, from the round as it stands and with
+ * the product's name, and checks that the round it answers (computed, not
+ * read back) is the round stored.
+ */
+const record = (
+  productId: ProductId,
+  restockRound: RestockRound,
+  owner: string,
+  batch: { readonly deliveries: ReadonlyArray<DeliveryRecord>; readonly lastSentUserId: UserId | undefined; readonly now: Date }
+) =>
+  Effect.gen(function*() {
+    const repo = yield* Repo
+    const current = Option.getOrThrow(yield* repo.getRound(productId, restockRound))
+    const product = Option.getOrThrow(yield* repo.getProduct(productId))
+    const recorded = yield* repo.recordDeliveries(current, owner, { ...batch, productName: product.name })
+    expect({ ...Option.getOrThrow(yield* repo.getRound(productId, restockRound)) }).toEqual({ ...recorded.round })
+    return recorded
+  })
+
 const count = (query: string, ...params: ReadonlyArray<unknown>) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     sql.unsafe<{ n: number }>(query, params).pipe(Effect.map((rows) => Number(rows[0]!.n))))
@@ -180,7 +200,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         const repo = yield* Repo
         const productId = yield* productWithSubscribers([1, 2, 3, 4, 5, 6])
         const opened = yield* repo.openRound(productId, leaseOf("owner", at(60_000)), at(0))
-        yield* repo.recordDeliveries(productId, opened.restockRound, "owner", {
+        yield* record(productId, opened.restockRound, "owner", {
           deliveries: deliveriesTo([2, 4], at(10)),
           lastSentUserId: undefined,
           now: at(10)
@@ -254,7 +274,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         const productId = yield* productWithSubscribers([1, 2, 3, 4])
         const { restockRound } = yield* repo.openRound(productId, leaseOf("owner", at(60_000)), at(0))
 
-        const first = yield* repo.recordDeliveries(productId, restockRound, "owner", {
+        const first = yield* record(productId, restockRound, "owner", {
           deliveries: [{ userId: user(1), sentAt: at(11) }, { userId: user(2), sentAt: at(12) }],
           lastSentUserId: user(2),
           now: at(20)
@@ -266,7 +286,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         expect(first.deliveries[0]!.id).toBeLessThan(first.deliveries[1]!.id)
         expect(first.round).toMatchObject({ sentCount: 2, lastSentUserId: 2, updatedAt: at(20), status: "IN_PROGRESS" })
 
-        const second = yield* repo.recordDeliveries(productId, restockRound, "owner", {
+        const second = yield* record(productId, restockRound, "owner", {
           deliveries: [{ userId: user(2), sentAt: at(30) }, { userId: user(3), sentAt: at(31) }, {
             userId: user(3),
             sentAt: at(32)
@@ -284,7 +304,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
           yield* count("SELECT COUNT(*) AS n FROM product_user_notification_history WHERE product_id = ?", productId)
         ).toBe(3)
 
-        const empty = yield* repo.recordDeliveries(productId, restockRound, "owner", {
+        const empty = yield* record(productId, restockRound, "owner", {
           deliveries: [],
           lastSentUserId: user(3),
           now: at(50)
@@ -299,7 +319,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         const productId = yield* productWithSubscribers([])
         const { restockRound } = yield* repo.openRound(productId, leaseOf("owner", at(60_000)), at(0))
         const userIds = Array.from({ length: 1_500 }, (_, i) => 10_000 + i)
-        const recorded = yield* repo.recordDeliveries(productId, restockRound, "owner", {
+        const recorded = yield* record(productId, restockRound, "owner", {
           deliveries: deliveriesTo(userIds, at(5)),
           lastSentUserId: user(11_499),
           now: at(6)
@@ -316,7 +336,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         const productId = yield* productWithSubscribers([1, 2])
         const { restockRound } = yield* repo.openRound(productId, leaseOf("owner", at(60_000)), at(0))
 
-        const lost = yield* Effect.flip(repo.recordDeliveries(productId, restockRound, "intruder", {
+        const lost = yield* Effect.flip(record(productId, restockRound, "intruder", {
           deliveries: deliveriesTo([1, 2], at(1)),
           lastSentUserId: user(2),
           now: at(1)
@@ -344,7 +364,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         // Once finished, even the owner can no longer write.
         yield* repo.finishRound(productId, restockRound, "owner", { status: "COMPLETED", error: null, now: at(3) })
         expect(
-          (yield* Effect.flip(repo.recordDeliveries(productId, restockRound, "owner", {
+          (yield* Effect.flip(record(productId, restockRound, "owner", {
             deliveries: deliveriesTo([1], at(4)),
             lastSentUserId: undefined,
             now: at(4)
@@ -400,7 +420,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         const repo = yield* Repo
         const productId = yield* productWithSubscribers([1, 2, 3])
         const { restockRound } = yield* repo.openRound(productId, leaseOf("first", at(60_000)), at(0))
-        yield* repo.recordDeliveries(productId, restockRound, "first", {
+        yield* record(productId, restockRound, "first", {
           deliveries: deliveriesTo([1], at(1)),
           lastSentUserId: user(1),
           now: at(1)
@@ -456,7 +476,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         expect(resumed).toMatchObject({ restockRound, status: "IN_PROGRESS", updatedAt: at(10_001) })
         expect(yield* repo.leaseOf(productId, restockRound)).toEqual(Option.some(leaseOf("rescuer", at(40_000))))
         expect(
-          (yield* Effect.flip(repo.recordDeliveries(productId, restockRound, "crashed", {
+          (yield* Effect.flip(record(productId, restockRound, "crashed", {
             deliveries: deliveriesTo([1], at(10_002)),
             lastSentUserId: user(1),
             now: at(10_002)
@@ -494,7 +514,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         const productId = yield* productWithSubscribers([5, 4, 3, 2, 1])
         const { restockRound } = yield* repo.openRound(productId, leaseOf("owner", at(60_000)), at(0))
         for (const id of [5, 4, 3, 2, 1]) {
-          yield* repo.recordDeliveries(productId, restockRound, "owner", {
+          yield* record(productId, restockRound, "owner", {
             deliveries: deliveriesTo([id], at(100 - id)),
             lastSentUserId: user(id),
             now: at(100)
@@ -522,7 +542,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         const products = [yield* productWithSubscribers([someone]), yield* productWithSubscribers([someone])]
         for (const [i, productId] of products.entries()) {
           const { restockRound } = yield* repo.openRound(productId, leaseOf("owner", at(60_000)), at(0))
-          yield* repo.recordDeliveries(productId, restockRound, "owner", {
+          yield* record(productId, restockRound, "owner", {
             deliveries: deliveriesTo([someone], at(i)),
             lastSentUserId: someone,
             now: at(i)
@@ -563,7 +583,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         expect(yield* pendingUserIds(productId, { restockRound: round(1), after: null, pageSize: 10 })).toEqual([MAX])
 
         const opened = yield* repo.openRound(productId, leaseOf("owner", at(60_000)), at(0))
-        const recorded = yield* repo.recordDeliveries(productId, opened.restockRound, "owner", {
+        const recorded = yield* record(productId, opened.restockRound, "owner", {
           deliveries: deliveriesTo([someone], at(1)),
           lastSentUserId: someone,
           now: at(1)
