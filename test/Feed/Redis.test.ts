@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Exit, Fiber, Schedule, Scope, Stream } from "effect"
+import { Chunk, Effect, Exit, Fiber, Schedule, Schema, Scope, Stream } from "effect"
 import { Delivery } from "../../src/Domain/Delivery.js"
 import { StorageUnavailable } from "../../src/Domain/Errors.js"
 import { DeliveryId, ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
@@ -59,6 +59,8 @@ describe("Redis DeliveryFeed", () => {
         },
         { id: 2, productId: 42, productName: "Blue kettle", userId: 11, restockRound: 3, sentAt: "2026-11-25T12:00:00.000Z" }
       ]])
+      // Written out by hand for speed: the very text the message schema encodes.
+      expect(messages).toEqual([Schema.encodeSync(FeedRedis.DeliveryBatchJson)([delivery(1, 10), delivery(2, 11)])])
     }))
 
   it.scopedLive("a malformed message on the channel is ignored, and later deliveries still arrive", () =>
