@@ -48,6 +48,7 @@ import * as PageSpans from "../Observability/PageSpans.js"
 import { makePrefixTracker } from "./Prefix.js"
 import { RateLimiter } from "./RateLimiter/RateLimiter.js"
 import { makeAttemptThenRetry } from "./SendPolicy.js"
+import { makeUnrecordedWindow } from "./Window.js"
 
 /** How a dispatcher paces and batches its work. */
 export interface DispatchSettingsShape {
@@ -200,7 +201,7 @@ export const dispatchRound = (input: DispatchInput) =>
     const pages = yield* PageSpans.make(settings.pageSize)
     const window = unrecordedWindow(settings, limiter.limitPerSecond)
     // A slot is taken before a send starts and given back once its record is committed.
-    const unrecorded = yield* Effect.makeSemaphore(window)
+    const unrecorded = yield* makeUnrecordedWindow(window)
     // Settled turns on their way to the group commit; `None` ends it, behind all of them.
     const settled = yield* Queue.bounded<Option.Option<Settled>>(settings.maxRecordBatch)
     const settle = (turn: Settled) => Queue.offer(settled, Option.some(turn))
@@ -258,7 +259,7 @@ export const dispatchRound = (input: DispatchInput) =>
         }
         // A halt while waiting here is seen right after: the wait is at most one record
         // write (for a slot) plus one spacing (for a permit), and nothing is sent meanwhile.
-        yield* unrecorded.take(1)
+        yield* unrecorded.take
         const permitted = yield* Metrics.timed(Metrics.rateLimitWait, limiter.acquire).pipe(
           Effect.as(true),
           Effect.catchAll((error) => haltWith(Halt.StorageFailed({ message: error.message })).pipe(Effect.as(false)))
@@ -314,17 +315,18 @@ export const dispatchRound = (input: DispatchInput) =>
     /**
      * Group commit: whatever has settled (at least one, at most a batch) each
      * time the writer is free. A batch much smaller than the window waits a
-     * little for more (an eighth of the window's time, at most 25 ms): at
-     * low rates every send would otherwise be a transaction of its own, and
-     * a transaction's round trips cost more CPU than the send. The records
-     * wait in the window, so this bounds nothing more than it did.
+     * little for more (an eighth of the window's time, at most 25 ms) unless
+     * the window is crowded: at low rates every send would otherwise be a
+     * transaction of its own, and a transaction's round trips cost more CPU
+     * than the send; near the limit a record that waits may hold up a send.
+     * The records wait in the window, so this bounds nothing more than it did.
      */
     const lingerMillis = Math.min(maxLingerMillis, (window * 1000) / limiter.limitPerSecond / 8)
     const recordAsTheySettle = Effect.gen(function*() {
       while (true) {
         let taken = yield* Queue.takeBetween(settled, 1, settings.maxRecordBatch)
         if (lingerMillis >= 1 && taken.length < window / 2 && Option.isSome(Chunk.unsafeLast(taken))) {
-          yield* Effect.sleep(Duration.millis(lingerMillis))
+          yield* unrecorded.lingerUnlessCrowded(Duration.millis(lingerMillis))
           taken = Chunk.appendAll(taken, yield* Queue.takeUpTo(settled, settings.maxRecordBatch - taken.length))
         }
         const batch: Array<Settled> = []
@@ -371,7 +373,7 @@ export const dispatchRound = (input: DispatchInput) =>
       }
       // Every slot back means every send started has been recorded; then the writer may stop.
       // (Not on interruption: then the writer has failed, and the queue may be full.)
-      yield* unrecorded.take(window)
+      yield* unrecorded.drain
       yield* Queue.offer(settled, Option.none())
     })
 

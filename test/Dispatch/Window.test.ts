@@ -1,0 +1,54 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Option, TestClock } from "effect"
+import { makeUnrecordedWindow } from "../../src/Dispatch/Window.js"
+
+describe("the window of unrecorded sends", () => {
+  it.effect("a full window makes the next take wait until a slot is given back", () =>
+    Effect.gen(function*() {
+      const window = yield* makeUnrecordedWindow(2)
+      yield* window.take
+      yield* window.take
+      const third = yield* Effect.fork(window.take)
+      yield* Effect.yieldNow()
+      expect(Option.isNone(yield* Fiber.poll(third))).toBe(true)
+      yield* window.release(1)
+      yield* Fiber.join(third)
+      const drained = yield* Effect.fork(window.drain)
+      yield* Effect.yieldNow()
+      expect(Option.isNone(yield* Fiber.poll(drained))).toBe(true)
+      yield* window.release(2)
+      yield* Fiber.join(drained)
+    }))
+
+  it.effect("a writer lingers the whole time while the window has room", () =>
+    Effect.gen(function*() {
+      const window = yield* makeUnrecordedWindow(8)
+      yield* window.take
+      const linger = yield* Effect.fork(window.lingerUnlessCrowded("10 millis"))
+      yield* TestClock.adjust("9 millis")
+      expect(Option.isNone(yield* Fiber.poll(linger))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(linger)
+    }))
+
+  it.effect("no lingering while the window is three quarters full, and a linger ends once it becomes so", () =>
+    Effect.gen(function*() {
+      const window = yield* makeUnrecordedWindow(8)
+      for (let i = 0; i < 5; i++) yield* window.take
+      const linger = yield* Effect.fork(window.lingerUnlessCrowded("10 millis"))
+      yield* Effect.yieldNow()
+      expect(Option.isNone(yield* Fiber.poll(linger))).toBe(true)
+      // The sixth slot of eight: crowded. The linger ends without any time passing.
+      yield* window.take
+      yield* Fiber.join(linger)
+      // Still crowded: the next linger does not wait at all.
+      yield* window.lingerUnlessCrowded("10 millis")
+      // Back under three quarters: lingering again.
+      yield* window.release(3)
+      const again = yield* Effect.fork(window.lingerUnlessCrowded("10 millis"))
+      yield* Effect.yieldNow()
+      expect(Option.isNone(yield* Fiber.poll(again))).toBe(true)
+      yield* TestClock.adjust("10 millis")
+      yield* Fiber.join(again)
+    }))
+})
