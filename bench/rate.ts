@@ -2,13 +2,17 @@
  * rate — the limit where the third party measures it.
  *
  * Real time, MariaDB + Redis, one local HTTP sender answering in 20 ± 10 ms
- * and stamping every request where it arrives. restock sends a round of 5,000
- * subscribers through the real `Restock` service (webhook notifier, Redis
- * rate limiter and stock cache) at 500/s; then, against the same sender in
- * the same run, 3,000 sends by 50 concurrent workers through p-throttle
- * strict and through BullMQ's worker limiter (ANCHORS.md).
+ * and stamping every request where it arrives, in a process of its own (as
+ * a third party's would be: its work does not stall the sends it measures).
+ * restock sends a first round of 1,000 (reported on its own: the process is
+ * still compiling), then a round of 5,000 subscribers through the real
+ * `Restock` service (webhook notifier, Redis rate limiter and stock cache) at
+ * 500/s; then, against the same sender in the same run, 3,000 sends by 50
+ * concurrent workers through p-throttle strict and through BullMQ's worker
+ * limiter (ANCHORS.md).
  */
 import { Effect, Metric } from "effect"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { defaultMargin, slotsPerReservation, spacingMicros } from "../src/Dispatch/RateLimiter/RateLimiter.js"
 import { DispatchSettings } from "../src/Dispatch/Round.js"
 import { Notification } from "../src/Domain/Delivery.js"
@@ -16,10 +20,10 @@ import { rateLimitSlotsDropped } from "../src/Metrics.js"
 import { ProductId, RestockRound, UserId } from "../src/Domain/Ids.js"
 import { Notifier } from "../src/Notifier/Notifier.js"
 import * as Webhook from "../src/Notifier/Webhook.js"
-import * as TestSender from "../test/support/Sender.js"
 import type { Bench } from "./support/Bench.js"
 import { bullmqLimiter, makeClient, pThrottleStrict } from "./support/Comparisons.js"
 import { profiled } from "./support/CpuProfile.js"
+import * as RemoteSender from "./support/RemoteSender.js"
 import * as Infra from "./support/Infra.js"
 import { fixed, type RateFigures, rateFigures, table, target, thousands } from "./support/Measure.js"
 import { timedRound } from "./support/Round.js"
@@ -32,13 +36,18 @@ const subscribers = 5_000
 const comparisonSends = 3_000
 const workers = 50
 const latency = { minMs: 10, maxMs: 30 }
+/**
+ * The first round of a fresh process runs while the process is still
+ * compiling its send path (measured: 10–30 ms stalls in its first half
+ * second); it is measured and reported on its own, and the rate the
+ * targets name is the next round's, the sustained rate of a running service.
+ */
+const coldSubscribers = 1_000
 /** The profiled round is short: the profiler slows what it watches. */
 const profiledSubscribers = 1_000
 const clientSends = 2_000
 const clientConcurrency = 16
 const maxInFlight = DispatchSettings.defaults.maxInFlight
-
-const arrivalTimes = (sender: TestSender.TestSender) => sender.arrivals().map((arrival) => arrival.at)
 
 const row = (
   approach: string,
@@ -57,7 +66,7 @@ const row = (
   fixed(cpuMs / figures.n, 2)
 ]
 
-/** CPU time of this process (sender included) while `effect` runs, in ms. */
+/** CPU time of this process (not the sender's) while `effect` runs, in ms. */
 const cpuOf = <E, R>(effect: Effect.Effect<unknown, E, R>) =>
   Effect.suspend(() => {
     const before = process.cpuUsage()
@@ -70,17 +79,27 @@ const cpuOf = <E, R>(effect: Effect.Effect<unknown, E, R>) =>
 export const run = Effect.gen(function*() {
   const db = yield* Infra.database
   const redis = yield* Infra.redis("rate")
-  const sender = yield* TestSender.start({ latency })
+  const sender = yield* RemoteSender.start(latency)
 
   const probe = new Probe()
-  say(`restock: a round of ${thousands(subscribers)} subscribers at ${limit}/s through the webhook notifier`)
+  say(`restock: the first round of this process, ${thousands(coldSubscribers)} subscribers at ${limit}/s`)
   const restock = yield* Effect.gen(function*() {
-    yield* seedProduct({ productId: 1, subscribers })
-    sender.clearArrivals()
+    yield* seedProduct({ productId: 1, subscribers: coldSubscribers, firstUserId: 1_000_001 })
+    yield* sender.clearArrivals
+    const cold = yield* timedRound(1)
+    const coldFigures = rateFigures(yield* sender.arrivalTimes, limit)
+
+    say(`restock: the next round, ${thousands(subscribers)} subscribers at ${limit}/s through the webhook notifier`)
+    yield* seedProduct({ productId: 2, subscribers })
+    probe.reset()
+    yield* sender.clearArrivals
     const droppedBefore = (yield* Metric.value(rateLimitSlotsDropped)).count
-    const { cpuMs, round: finished, seconds } = yield* timedRound(1)
+    const loopDelay = monitorEventLoopDelay({ resolution: 1 })
+    loopDelay.enable()
+    const { cpuMs, round: finished, seconds } = yield* timedRound(2)
+    loopDelay.disable()
     const slotsDropped = (yield* Metric.value(rateLimitSlotsDropped)).count - droppedBefore
-    const figures = rateFigures(arrivalTimes(sender), limit)
+    const figures = rateFigures(yield* sender.arrivalTimes, limit)
     const seen = {
       sendMs: probe.sends.totalMs / probe.sends.count,
       sendMaxMs: probe.sends.maxMs,
@@ -88,19 +107,25 @@ export const run = Effect.gen(function*() {
       reservationsPerAcquire: probe.reservations / probe.acquires.count,
       slotsDropped,
       records: probe.records.count,
-      recordMs: probe.records.totalMs / probe.records.count
+      recordMs: probe.records.totalMs / probe.records.count,
+      loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+      loopDelayMaxMs: loopDelay.max / 1e6
     }
     say(`where restock's CPU goes: a round of ${thousands(profiledSubscribers)} under the sampling profiler`)
-    yield* seedProduct({ productId: 2, subscribers: profiledSubscribers, firstUserId: subscribers + 1 })
-    const { buckets, result: profiledRound } = yield* profiled(timedRound(2))
+    yield* seedProduct({ productId: 3, subscribers: profiledSubscribers, firstUserId: subscribers + 1 })
+    const { buckets, result: profiledRound } = yield* profiled(timedRound(3))
     say(`one send's CPU: ${thousands(clientSends)} POSTs through the webhook notifier, then through plain undici`)
     const notifier = yield* Notifier
-    const webhookCpu = yield* cpuOf(Effect.forEach(
-      Array.from({ length: clientSends }, (_, i) => i + 1),
-      (userId) => notifier.send(new Notification({ userId: UserId.make(userId), productId: ProductId.make(3), productName: "Bench", restockRound: RestockRound.make(1), sentAt: new Date() })),
-      { concurrency: clientConcurrency, discard: true }
-    ))
-    return { finished, seconds, cpuMs, figures, buckets, profiledRound, webhookCpu, seen }
+    const notifications = Array.from({ length: clientSends }, (_, i) =>
+      new Notification({
+        userId: UserId.make(i + 1),
+        productId: ProductId.make(4),
+        productName: "Bench",
+        restockRound: RestockRound.make(1),
+        sentAt: new Date()
+      }))
+    const webhookCpu = yield* cpuOf(Effect.forEach(notifications, notifier.send, { concurrency: clientConcurrency, discard: true }))
+    return { cold, coldFigures, finished, seconds, cpuMs, figures, buckets, profiledRound, webhookCpu, seen }
   }).pipe(
     Effect.provide(stack({
       database: db.config,
@@ -112,12 +137,12 @@ export const run = Effect.gen(function*() {
   )
 
   say(`p-throttle strict: ${thousands(comparisonSends)} sends, ${workers} workers`)
-  sender.clearArrivals()
+  yield* sender.clearArrivals
   const pThrottleCpu = yield* cpuOf(pThrottleStrict(sender.url, { count: comparisonSends, workers, limit }))
-  const pThrottle = rateFigures(arrivalTimes(sender), limit)
+  const pThrottle = rateFigures(yield* sender.arrivalTimes, limit)
 
   say(`BullMQ worker limiter: ${thousands(comparisonSends)} jobs, concurrency ${workers}`)
-  sender.clearArrivals()
+  yield* sender.clearArrivals
   const bullmqCpu = yield* cpuOf(bullmqLimiter(sender.url, {
     count: comparisonSends,
     concurrency: workers,
@@ -126,7 +151,7 @@ export const run = Effect.gen(function*() {
     prefix: `${redis.prefix}bull`,
     done: sender.awaitArrivals(comparisonSends).pipe(Effect.zipRight(Effect.sleep("100 millis")))
   }))
-  const bullmq = rateFigures(arrivalTimes(sender), limit)
+  const bullmq = rateFigures(yield* sender.arrivalTimes, limit)
   const undiciCpu = yield* Effect.acquireUseRelease(
     Effect.sync(() => makeClient(sender.url)),
     (client) =>
@@ -145,9 +170,13 @@ export const run = Effect.gen(function*() {
       table(
         ["approach", "sends", "worst second", "windows over 500", "efficiency", "span s", "trigger→done s", "ideal s", "CPU ms/send"],
         [
-          row("restock (Restock service, webhook, Redis limiter)", restock.figures, restock.cpuMs, {
+          row("restock (Restock service, webhook, Redis limiter), a running service's round", restock.figures, restock.cpuMs, {
             total: fixed(restock.seconds, 2),
             ideal: fixed(ideal, 2)
+          }),
+          row("restock, the first round of a fresh process (reported, not the target)", restock.coldFigures, restock.cold.cpuMs, {
+            total: fixed(restock.cold.seconds, 2),
+            ideal: fixed((restock.coldFigures.n - 1) / limit, 2)
           }),
           row("p-throttle 8.1 strict {limit 500, interval 1000}, 50 workers", pThrottle, pThrottleCpu),
           row("BullMQ 6.7 worker limiter {max 500, duration 1000}, concurrency 50", bullmq, bullmqCpu)
@@ -160,7 +189,7 @@ export const run = Effect.gen(function*() {
         `Ratios in this run: restock's worst second / p-throttle strict's = ${fixed(restock.figures.worstSecond / pThrottle.worstSecond, 3)}, ` +
         `/ BullMQ's = ${fixed(restock.figures.worstSecond / bullmq.worstSecond, 3)}; ` +
         `efficiency / p-throttle strict's = ${fixed(restock.figures.efficiency / pThrottle.efficiency, 3)}.`,
-        "CPU ms/send is this whole process (the in-process sender's share included, the same for every row)."
+        "CPU ms/send is the bench process (the sender runs in a process of its own)."
       ].join("\n"),
       `Inside restock's round (probes on its ports): a send took ${fixed(restock.seen.sendMs, 1)} ms on average as the ` +
       `notifier saw it (max ${fixed(restock.seen.sendMaxMs, 0)} ms; the sender waits 10–30 ms), so ${maxInFlight}+ sends in flight ` +
@@ -169,15 +198,16 @@ export const run = Effect.gen(function*() {
       `per acquire (each claims up to ${slotsPerReservation(spacingMicros(limit, defaultMargin))} slots); ` +
       `${thousands(restock.seen.slotsDropped)} reserved slots went unused (woken too late, or left over at the end); ` +
       `${thousands(restock.seen.records)} record batches of ` +
-      `${fixed(restock.seen.recordMs, 1)} ms on average.`,
-      `One send's CPU alone (${thousands(clientSends)} POSTs, ${clientConcurrency} at a time, same sender, its share included): ` +
+      `${fixed(restock.seen.recordMs, 1)} ms on average; the event loop's delay (sampled every ms) was ` +
+      `${fixed(restock.seen.loopDelayP99Ms, 1)} ms at the 99th percentile, ${fixed(restock.seen.loopDelayMaxMs, 0)} ms at most.`,
+      `One send's CPU alone (${thousands(clientSends)} POSTs, ${clientConcurrency} at a time, same sender): ` +
       `restock's webhook notifier (undici's request, through Effect) ${fixed(restock.webhookCpu / clientSends, 2)} ms, ` +
       `plain undici ${fixed(undiciCpu / clientSends, 2)} ms. ` +
       `At ${limit}/s, restock's ${fixed(restock.cpuMs / restock.figures.n, 2)} ms per send asks for ` +
       `${fixed((restock.cpuMs / restock.figures.n) * limit / 1000, 2)} of this machine's 2 cores.`,
       `Where restock's CPU went in a round of ${thousands(profiledSubscribers)} at ${limit}/s ` +
       `(${fixed(restock.profiledRound.cpuMs, 0)} ms CPU, ${fixed(restock.profiledRound.cpuMs / profiledSubscribers, 2)} ms/send; ` +
-      `V8 sampling profiler, self time, sender included):\n\n` +
+      `V8 sampling profiler, self time):\n\n` +
       table(
         ["bucket", "CPU ms", "share"],
         restock.buckets.filter((b) => b.share >= 0.005).map((b) => [b.name, fixed(b.ms, 0), `${fixed(100 * b.share, 1)} %`])
@@ -188,7 +218,10 @@ export const run = Effect.gen(function*() {
         restock.figures.n === subscribers, `${finished.status}, ${finished.sentCount} sent, ${restock.figures.n} arrived`),
       target("rate: 0 sliding seconds over the limit at the sender", restock.figures.windowsOverLimit === 0,
         `worst second ${restock.figures.worstSecond}, ${restock.figures.windowsOverLimit} windows over`),
-      target("rate: efficiency ≥ 0.98", restock.figures.efficiency >= 0.98, fixed(restock.figures.efficiency, 3))
+      target("rate: efficiency ≥ 0.98 (a running service's round)", restock.figures.efficiency >= 0.98, fixed(restock.figures.efficiency, 3)),
+      target("rate: 0 sliding seconds over the limit in the first round of a fresh process",
+        restock.coldFigures.windowsOverLimit === 0 && restock.cold.round.status === "COMPLETED",
+        `worst second ${restock.coldFigures.worstSecond}, ${restock.coldFigures.windowsOverLimit} windows over`)
     ]
   }
 })

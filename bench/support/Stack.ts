@@ -39,6 +39,13 @@ export class Timer {
     if (ms > this.maxMs) this.maxMs = ms
   }
 
+  reset(): void {
+    this.count = 0
+    this.totalMs = 0
+    this.maxMs = 0
+    this.items = 0
+  }
+
   time<A, E, R>(effect: Effect.Effect<A, E, R>, itemsOf: (a: A) => number = () => 1): Effect.Effect<A, E, R> {
     return Effect.suspend(() => {
       const start = now()
@@ -63,6 +70,12 @@ export class Probe {
    * never too fast) and reserved another.
    */
   reservations = 0
+
+  /** Forgets what was seen so far: a bench measures one round at a time. */
+  reset(): void {
+    for (const timer of [this.pages, this.records, this.acquires, this.sends]) timer.reset()
+    this.reservations = 0
+  }
 }
 
 const probedRepo = (repo: RepoShape, probe: Probe): RepoShape => ({

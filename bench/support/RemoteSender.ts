@@ -1,0 +1,68 @@
+/**
+ * `test/support/Sender.ts` in a child process (`sender-process.ts`): the
+ * same sender, answering after its latency and stamping each request where
+ * it arrives, but on an event loop of its own. In the bench process its
+ * work (parsing 500 requests a second, their timers) would stall the very
+ * start loop whose rate it measures; a real sender is elsewhere.
+ */
+import { Deferred, Effect, type Scope } from "effect"
+import { fork } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import type { Latency } from "../../test/support/Sender.js"
+
+export type Request =
+  | { readonly type: "arrivals"; readonly id: number }
+  | { readonly type: "clear"; readonly id: number }
+
+export type Response =
+  | { readonly type: "listening"; readonly url: string }
+  | { readonly type: "arrivals"; readonly id: number; readonly at: ReadonlyArray<number> }
+  | { readonly type: "cleared"; readonly id: number }
+
+export interface RemoteSender {
+  readonly url: string
+  /** When each request arrived since the last `clearArrivals`, in ms (that process' clock). */
+  readonly arrivalTimes: Effect.Effect<ReadonlyArray<number>>
+  readonly clearArrivals: Effect.Effect<void>
+  /** Returns once `count` requests have arrived (polled every 50 ms). */
+  readonly awaitArrivals: (count: number) => Effect.Effect<void>
+}
+
+const script = fileURLToPath(new URL("./sender-process.ts", import.meta.url))
+
+export const start = (latency: Latency): Effect.Effect<RemoteSender, Error, Scope.Scope> =>
+  Effect.gen(function*() {
+    const listening = yield* Deferred.make<string, Error>()
+    const pending = new Map<number, (response: Response) => void>()
+    let nextId = 0
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const child = fork(script, [JSON.stringify(latency)], { execArgv: ["--import", "tsx"], stdio: "inherit" })
+        child.on("message", (response: Response) => {
+          if (response.type === "listening") Deferred.unsafeDone(listening, Effect.succeed(response.url))
+          else pending.get(response.id)?.(response)
+        })
+        child.on("exit", (code) => Deferred.unsafeDone(listening, Effect.fail(new Error(`the sender process exited (${code})`))))
+        return child
+      }),
+      (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
+    )
+    const url = yield* Deferred.await(listening).pipe(Effect.timeout("30 seconds"), Effect.mapError((e) => new Error(String(e))))
+
+    const ask = (type: Request["type"]) =>
+      Effect.async<Response>((resume) => {
+        const id = ++nextId
+        pending.set(id, (response) => {
+          pending.delete(id)
+          resume(Effect.succeed(response))
+        })
+        child.send({ type, id } satisfies Request)
+      })
+
+    const arrivalTimes = Effect.map(ask("arrivals"), (response) => (response.type === "arrivals" ? response.at : []))
+    const awaitArrivals = (count: number): Effect.Effect<void> =>
+      Effect.flatMap(arrivalTimes, (times) =>
+        times.length >= count ? Effect.void : Effect.zipRight(Effect.sleep("50 millis"), awaitArrivals(count)))
+
+    return { url, arrivalTimes, clearArrivals: Effect.asVoid(ask("clear")), awaitArrivals }
+  })
