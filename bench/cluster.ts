@@ -6,22 +6,41 @@
  * (20 ± 10 ms, arrivals stamped where they arrive), limit 500/s. Two products
  * of 5,000 subscribers each, triggered at the same moment, one on each
  * instance: the sender must never see more than 500 in a sliding second,
- * and together they should keep close to 500/s.
+ * and together they should keep close to 500/s. The sender runs in a process
+ * of its own. Before them, each instance sends a first round of 1,000 (the
+ * two at once): a fresh process is still compiling its send path, so those
+ * are reported on their own, and the rate the target names is the next
+ * rounds', the sustained rate of running services.
  */
 import { Effect } from "effect"
 import * as Service from "../test/support/Service.js"
-import * as TestSender from "../test/support/Sender.js"
 import type { Bench } from "./support/Bench.js"
+import * as RemoteSender from "./support/RemoteSender.js"
 import { fixed, now, rateFigures, table, target, thousands } from "./support/Measure.js"
 import { say } from "./support/Say.js"
 
 const limit = 500
 const subscribersEach = 5_000
+const coldSubscribersEach = 1_000
 const latency = { minMs: 10, maxMs: 30 }
+
+/**
+ * The busiest second of the starts beside that of the arrivals, the spread of
+ * the way between them, and the longest stall of the sender's own event loop
+ * (arrivals meanwhile are stamped together after it).
+ */
+const describeEnds = (arrivals: ReadonlyArray<RemoteSender.Arrival>, receiverStallMs: number): string => {
+  const starts = arrivals.flatMap((x) => (x.sentAt === undefined ? [] : [x.sentAt]))
+  const delays = arrivals.flatMap((x) => (x.sentAt === undefined ? [] : [x.at - x.sentAt]))
+  const spread = delays.length === 0 ? 0 : Math.max(...delays) - Math.min(...delays)
+  return `starts' worst second ${rateFigures(starts, limit).worstSecond}, arrivals' ` +
+    `${rateFigures(arrivals.map((x) => x.at), limit).worstSecond}, path jitter ${fixed(spread, 1)} ms ` +
+    `(the sender's loop stalled up to ${fixed(receiverStallMs, 1)} ms)`
+}
 
 export const run = Effect.gen(function*() {
   const backing = yield* Service.Backing
-  const sender = yield* TestSender.start({ latency })
+  const sender = yield* RemoteSender.start(latency)
   say("starting two instances")
   const [a, b] = yield* Effect.all([
     Service.start({ name: "instance-a", ...backing, webhookUrl: sender.url, rateLimitPerSecond: limit }),
@@ -29,9 +48,22 @@ export const run = Effect.gen(function*() {
   ], { concurrency: 2 })
   yield* Service.seedProduct(a, 1, { stock: 1_000_000, subscribers: subscribersEach })
   yield* Service.seedProduct(a, 2, { stock: 1_000_000, subscribers: subscribersEach, firstUser: subscribersEach + 1 })
+  yield* Service.seedProduct(a, 3, { stock: 1_000_000, subscribers: coldSubscribersEach, firstUser: 1_000_001 })
+  yield* Service.seedProduct(a, 4, { stock: 1_000_000, subscribers: coldSubscribersEach, firstUser: 2_000_001 })
+
+  say(`first rounds of the fresh processes: product 3 on A and product 4 on B, ${thousands(coldSubscribersEach)} each, at once`)
+  yield* sender.clearArrivals
+  const [coldA, coldB] = yield* Effect.all([Service.trigger(a, 3), Service.trigger(b, 4)], { concurrency: 2 })
+  const [coldFinishedA, coldFinishedB] = yield* Effect.all([
+    Service.awaitTerminal(a, 3, coldA.restockRound, "60 seconds"),
+    Service.awaitTerminal(b, 4, coldB.restockRound, "60 seconds")
+  ], { concurrency: 2 })
+  const coldArrivals = yield* sender.arrivals
+  const coldStall = yield* sender.receiverStallMs
+  const cold = rateFigures(coldArrivals.map((x) => x.at), limit)
 
   say(`product 1 on instance A and product 2 on instance B, ${thousands(subscribersEach)} subscribers each, at once`)
-  sender.clearArrivals()
+  yield* sender.clearArrivals
   const cpuBefore = [a.cpuMillis() ?? Number.NaN, b.cpuMillis() ?? Number.NaN] as const
   const started = now()
   const [roundA, roundB] = yield* Effect.all([Service.trigger(a, 1), Service.trigger(b, 2)], { concurrency: 2 })
@@ -42,10 +74,10 @@ export const run = Effect.gen(function*() {
   const seconds = (now() - started) / 1000
   const cpu = [(a.cpuMillis() ?? Number.NaN) - cpuBefore[0], (b.cpuMillis() ?? Number.NaN) - cpuBefore[1]]
 
-  const arrivals = sender.arrivals()
+  const arrivals = yield* sender.arrivals
+  const stall = yield* sender.receiverStallMs
   const all = rateFigures(arrivals.map((x) => x.at), limit)
-  const ofProduct = (productId: number) =>
-    rateFigures(arrivals.filter((x) => (x.body as { productId?: number } | undefined)?.productId === productId).map((x) => x.at), limit)
+  const ofProduct = (productId: number) => rateFigures(arrivals.filter((x) => x.productId === productId).map((x) => x.at), limit)
   const perA = ofProduct(1)
   const perB = ofProduct(2)
   const total = 2 * subscribersEach
@@ -67,12 +99,15 @@ export const run = Effect.gen(function*() {
         [
           row("both instances together", all),
           row("product 1 (instance A)", perA, fixed(cpu[0]! / 1000, 1)),
-          row("product 2 (instance B)", perB, fixed(cpu[1]! / 1000, 1))
+          row("product 2 (instance B)", perB, fixed(cpu[1]! / 1000, 1)),
+          row(`first rounds of the fresh processes (${thousands(coldSubscribersEach)} each, both together; reported, not the target)`, cold)
         ]
       ),
       `Rounds: A ${finishedA.status} ${thousands(finishedA.sentCount)}, B ${finishedB.status} ${thousands(finishedB.sentCount)}; ` +
       `trigger to both terminal ${fixed(seconds, 2)} s vs ideal ${fixed(ideal, 2)} s for ${thousands(total)} at ${limit}/s ` +
-      `(ideal/total ${fixed(ideal / seconds, 3)}).`
+      `(ideal/total ${fixed(ideal / seconds, 3)}).`,
+      `Both ends of the way (the starts are the bodies' \`sentAt\`, in whole ms): ${describeEnds(arrivals, stall)} in the rounds ` +
+      `of 5,000; ${describeEnds(coldArrivals, coldStall)} in the first rounds.`
     ],
     targets: [
       target("cluster: both rounds COMPLETED, every subscriber sent once",
@@ -80,6 +115,9 @@ export const run = Effect.gen(function*() {
         `${finishedA.status}/${finishedB.status}, ${thousands(all.n)} arrivals`),
       target("cluster: 0 sliding seconds over the limit, combined", all.windowsOverLimit === 0,
         `worst second ${all.worstSecond}, ${all.windowsOverLimit} windows over`),
+      target("cluster: 0 sliding seconds over the limit in the fresh processes' first rounds, combined",
+        cold.windowsOverLimit === 0 && coldFinishedA.status === "COMPLETED" && coldFinishedB.status === "COMPLETED",
+        `worst second ${cold.worstSecond}, ${cold.windowsOverLimit} windows over`),
       target("cluster: combined rate ≥ 0.98 of the limit", all.efficiency >= 0.98, fixed(all.efficiency, 3))
     ]
   }

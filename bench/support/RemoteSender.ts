@@ -13,17 +13,31 @@ import type { Latency } from "../../test/support/Sender.js"
 export type Request =
   | { readonly type: "arrivals"; readonly id: number }
   | { readonly type: "clear"; readonly id: number }
+  | { readonly type: "stall"; readonly id: number }
 
 export type Response =
   | { readonly type: "listening"; readonly url: string }
-  | { readonly type: "arrivals"; readonly id: number; readonly at: ReadonlyArray<number> }
+  | { readonly type: "arrivals"; readonly id: number; readonly arrivals: ReadonlyArray<Arrival> }
   | { readonly type: "cleared"; readonly id: number }
+  | { readonly type: "stall"; readonly id: number; readonly ms: number }
+
+/** A request as it arrived: when (epoch ms), and the product and send start (`sentAt`, epoch ms) its body named. */
+export interface Arrival {
+  readonly at: number
+  readonly productId: number | undefined
+  readonly sentAt: number | undefined
+}
 
 export interface RemoteSender {
   readonly url: string
-  /** When each request arrived since the last `clearArrivals`, in ms (that process' clock). */
+  /** The requests that arrived since the last `clearArrivals`. */
+  readonly arrivals: Effect.Effect<ReadonlyArray<Arrival>>
+  /** When each of them arrived. */
   readonly arrivalTimes: Effect.Effect<ReadonlyArray<number>>
+  /** Forgets the arrivals, and the longest stall of the sender's event loop. */
   readonly clearArrivals: Effect.Effect<void>
+  /** The longest stall of the sender's event loop since `clearArrivals`, in ms: arrivals meanwhile were stamped together after it. */
+  readonly receiverStallMs: Effect.Effect<number>
   /** Returns once `count` requests have arrived (polled every 50 ms). */
   readonly awaitArrivals: (count: number) => Effect.Effect<void>
 }
@@ -59,10 +73,12 @@ export const start = (latency: Latency): Effect.Effect<RemoteSender, Error, Scop
         child.send({ type, id } satisfies Request)
       })
 
-    const arrivalTimes = Effect.map(ask("arrivals"), (response) => (response.type === "arrivals" ? response.at : []))
+    const arrivals = Effect.map(ask("arrivals"), (response) => (response.type === "arrivals" ? response.arrivals : []))
+    const arrivalTimes = Effect.map(arrivals, (all) => all.map((arrival) => arrival.at))
     const awaitArrivals = (count: number): Effect.Effect<void> =>
       Effect.flatMap(arrivalTimes, (times) =>
         times.length >= count ? Effect.void : Effect.zipRight(Effect.sleep("50 millis"), awaitArrivals(count)))
 
-    return { url, arrivalTimes, clearArrivals: Effect.asVoid(ask("clear")), awaitArrivals }
+    const receiverStallMs = Effect.map(ask("stall"), (response) => (response.type === "stall" ? response.ms : Number.NaN))
+    return { url, arrivals, arrivalTimes, clearArrivals: Effect.asVoid(ask("clear")), receiverStallMs, awaitArrivals }
   })

@@ -33,13 +33,28 @@ Effect.runFork(Effect.scoped(Effect.gen(function*() {
   })
   sender.setLatency(latency ?? undefined)
   sender.clearArrivals()
+  sender.resetReceiverStall()
   process.on("message", (request: Request) => {
     switch (request.type) {
       case "arrivals":
-        return reply({ type: "arrivals", id: request.id, at: sender.arrivals().map((arrival) => arrival.at) })
+        return reply({
+          type: "arrivals",
+          id: request.id,
+          arrivals: sender.arrivals().map((arrival) => {
+            const body = arrival.body as { readonly productId?: number; readonly sentAt?: string } | undefined
+            return {
+              at: arrival.at,
+              productId: body?.productId,
+              sentAt: body?.sentAt === undefined ? undefined : Date.parse(body.sentAt)
+            }
+          })
+        })
       case "clear":
         sender.clearArrivals()
+        sender.resetReceiverStall()
         return reply({ type: "cleared", id: request.id })
+      case "stall":
+        return reply({ type: "stall", id: request.id, ms: sender.receiverStallMs() })
     }
   })
   reply({ type: "listening", url: sender.url })
