@@ -500,7 +500,8 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
      * Four round trips: BEGIN, the fence (which also moves the counters), the
      * insert that answers its rows, COMMIT. The round is not read back: the
      * fence proves that its owner is the only writer, so the round after the
-     * batch is the caller's round with this batch's changes.
+     * batch is the caller's round with this batch's changes (read back only
+     * when a user was recorded before).
      */
     const recordDeliveries: RepoShape["recordDeliveries"] = (round, owner, batch) =>
       transaction(
@@ -526,7 +527,10 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
             rows.push(...recorded.rows)
           }
           // Only the rows this batch added count: a user already recorded is not sent twice.
-          if (inserted < recording) {
+          // Such a repeat can also be this very batch, committed by an attempt whose answer was
+          // lost: then `round` is behind what is stored, so the round is read back (five trips).
+          const repeated = inserted < recording
+          if (repeated) {
             yield* sql`UPDATE product_notification_history SET sent_count = sent_count - ${recording - inserted}
               WHERE product_id = ${productId} AND restock_round = ${restockRound}`
           }
@@ -543,12 +547,14 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
                 sentAt: row.sentAt
               }, { disableValidation: true })
             )
-          const written = new Round({
-            ...round,
-            sentCount: round.sentCount + inserted,
-            lastSentUserId: batch.lastSentUserId ?? round.lastSentUserId,
-            updatedAt: batch.now
-          }, { disableValidation: true })
+          const written = repeated
+            ? yield* roundJustWritten(productId, restockRound)
+            : new Round({
+              ...round,
+              sentCount: round.sentCount + inserted,
+              lastSentUserId: batch.lastSentUserId ?? round.lastSentUserId,
+              updatedAt: batch.now
+            }, { disableValidation: true })
           return { deliveries, round: written }
         })
       ).pipe(orUnavailable("recordDeliveries"))

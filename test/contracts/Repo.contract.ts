@@ -313,6 +313,20 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         expect(empty.round).toMatchObject({ sentCount: 3, lastSentUserId: 3 })
       }))
 
+    it.effect("a batch recorded again from the round before it (a retry whose answer was lost) changes nothing, and answers the round as stored", () =>
+      Effect.gen(function*() {
+        const repo = yield* Repo
+        const productId = yield* productWithSubscribers([1, 2, 3])
+        const opened = yield* repo.openRound(productId, leaseOf("owner", at(60_000)), at(0))
+        const batch = { deliveries: deliveriesTo([1, 2], at(5)), lastSentUserId: user(2), now: at(6), productName: "Lamp" }
+        const first = yield* repo.recordDeliveries(opened, "owner", batch)
+        const again = yield* repo.recordDeliveries(opened, "owner", { ...batch, now: at(7) })
+        const stored = Option.getOrThrow(yield* repo.getRound(productId, opened.restockRound))
+        expect(stored).toMatchObject({ sentCount: 2, lastSentUserId: 2, updatedAt: at(7) })
+        expect({ ...again.round }).toEqual({ ...stored })
+        expect(again.deliveries.map((d) => d.id)).toEqual(first.deliveries.map((d) => d.id))
+      }))
+
     it.effect("records a batch of 1,500 in one call", () =>
       Effect.gen(function*() {
         const repo = yield* Repo
