@@ -20,6 +20,7 @@ import * as SqlRepo from "../../src/Repo/Sql.js"
 import * as StockCacheMemory from "../../src/StockCache/Memory.js"
 import { StockCache } from "../../src/StockCache/StockCache.js"
 import { layerSqlite } from "../support/Mysql.js"
+import { pollPromptly } from "../support/PromptTestClock.js"
 
 export interface EngineOptions {
   readonly limitPerSecond?: number
@@ -42,6 +43,8 @@ export const ports = (options: EngineOptions = {}): Layer.Layer<Exclude<Engine, 
   const storage = SqlRepo.layer.pipe(Layer.provideMerge(layerSqlite))
   const stock = StockCacheMemory.layer.pipe(Layer.provideMerge(storage))
   return Layer.mergeAll(
+    // Built inside the test, on its TestClock: every virtual-time test of the engine polls promptly.
+    Layer.effectDiscard(pollPromptly),
     Recording.layer(options.recording ?? {}),
     MemoryLimiter.layer({ limitPerSecond: options.limitPerSecond ?? 500 }),
     FeedMemory.layer,
