@@ -1,6 +1,6 @@
 /**
- * `test/support/Sender.ts` in a child process (`sender-process.ts`): the
- * same sender, answering after its latency and stamping each request where
+ * An HTTP sender in a child process (`sender-process.ts`): it answers like
+ * `test/support/Sender.ts`, after its latency, and stamps each request where
  * it arrives, but on an event loop of its own. In the bench process its
  * work (parsing 500 requests a second, their timers) would stall the very
  * start loop whose rate it measures; a real sender is elsewhere.
@@ -8,7 +8,9 @@
 import { Deferred, Effect, type Scope } from "effect"
 import { fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import type { Latency } from "../../test/support/Sender.js"
+
+/** How long the sender waits before it answers, in ms: fixed, or uniform in a range. */
+export type Latency = number | { readonly minMs: number; readonly maxMs: number }
 
 export type Request =
   | { readonly type: "arrivals"; readonly id: number }
