@@ -46,6 +46,11 @@ export interface Dialect {
   ) => Statement.Statement<SqlConnection.Row>
   /** Locks the rows a `SELECT` reads until the transaction ends (SQLite: its writer lock already does). */
   readonly forUpdate: Statement.Fragment
+  /**
+   * The rows the connection's last statement changed, as an SQL expression:
+   * what an insert run unprepared (whose result says nothing) inserted.
+   */
+  readonly changesOfLastStatement: Statement.Fragment
   /** Rows matched by an `UPDATE`, or inserted by an `INSERT`, from a statement's `.raw` result. */
   readonly affectedRows: (result: unknown) => number
   /** A unique index refused a row. */
@@ -75,6 +80,7 @@ const mysql = (sql: SqlClient.SqlClient, options: { readonly insertReturning: bo
       assignments.length > 0 ? sql.csv(assignments) : sql`${sql(conflictKey[0]!)} = ${sql(conflictKey[0]!)}`
     }`,
   forUpdate: sql.literal("FOR UPDATE"),
+  changesOfLastStatement: sql.literal("ROW_COUNT()"),
   affectedRows: (result) => Number((result as { affectedRows?: number }).affectedRows ?? 0),
   isDuplicateKey: (error) => {
     const cause = causeOf(error)
@@ -101,6 +107,7 @@ const sqlite = (sql: SqlClient.SqlClient, options: { readonly insertReturning: b
       }`
       : sql`INSERT INTO ${sql(table)} ${row} ON CONFLICT DO NOTHING`,
   forUpdate: sql.literal(""),
+  changesOfLastStatement: sql.literal("changes()"),
   affectedRows: (result) => Number((result as { changes?: number }).changes ?? 0),
   isDuplicateKey: (error) => {
     const code = causeOf(error).code

@@ -471,6 +471,11 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
     /**
      * Inserts one slice of a batch, skipping users already recorded in the
      * round; answers how many rows it added and every row of the slice's users.
+     *
+     * Unprepared: each number of rows is another statement text, and a
+     * prepared statement per text and per pooled connection would pile up in
+     * the client and against the server's `max_prepared_stmt_count` (16,382 by
+     * default, shared by every instance) over a day of batches of every size.
      */
     const insertSlice = (productId: ProductId, restockRound: RestockRound, slice: ReadonlyArray<DeliveryRecord>) =>
       Effect.gen(function*() {
@@ -482,15 +487,15 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
         })))
         const table = "product_user_notification_history"
         if (!dialect.insertReturning) {
-          const result = yield* dialect.insertSkippingDuplicates(table, rows).raw
+          yield* dialect.insertSkippingDuplicates(table, rows).unprepared
+          const [changed] = yield* sql<{ readonly n: number }>`SELECT ${dialect.changesOfLastStatement} AS n`
           const rowsOfSlice = yield* recordedRows(productId, restockRound, slice.map((delivery) => delivery.userId))
-          return { inserted: dialect.affectedRows(result), rows: rowsOfSlice }
+          return { inserted: Number(changed?.n ?? 0), rows: rowsOfSlice }
         }
         // The inserted rows come back with the insert; only users recorded
         // before (a rare repeat) need reading.
-        const returned = yield* dialect.insertSkippingDuplicates(table, rows, "id, user_id AS userId, sent_at AS sentAt").pipe(
-          Effect.flatMap(decodeRecipientRows)
-        )
+        const returned = yield* dialect.insertSkippingDuplicates(table, rows, "id, user_id AS userId, sent_at AS sentAt")
+          .unprepared.pipe(Effect.flatMap(decodeRecipientRows))
         const insertedUsers = new Set<number>(returned.map((row) => row.userId))
         const repeated = [...new Set(slice.map((delivery) => delivery.userId))].filter((userId) => !insertedUsers.has(userId))
         return { inserted: returned.length, rows: [...returned, ...(yield* recordedRows(productId, restockRound, repeated))] }
