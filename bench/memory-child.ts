@@ -1,7 +1,7 @@
 /**
  * One round in a process of its own, for the memory bench: builds the
  * service on the database and Redis prefix it is given (instant notifier,
- * limit lifted), notes its resident set size once ready, sends the round of
+ * in-process limiter at `BENCH_LIMIT_PER_SECOND`), notes its resident set size once ready, sends the round of
  * product `BENCH_PRODUCT_ID` while sampling RSS and heap every 20 ms, and
  * prints one JSON line with what it saw.
  *
@@ -64,7 +64,7 @@ const main = Effect.gen(function*() {
     database,
     redis,
     notifier: instantNotifier,
-    limitPerSecond: 1_000_000,
+    limitPerSecond: Number(env("BENCH_LIMIT_PER_SECOND")),
     limiter: "memory"
   }))
 )
