@@ -107,7 +107,8 @@ export const run = Effect.gen(function*() {
       `trigger to both terminal ${fixed(seconds, 2)} s vs ideal ${fixed(ideal, 2)} s for ${thousands(total)} at ${limit}/s ` +
       `(ideal/total ${fixed(ideal / seconds, 3)}).`,
       `Both ends of the way (the starts are the bodies' \`sentAt\`, in whole ms): ${describeEnds(arrivals, stall)} in the rounds ` +
-      `of 5,000; ${describeEnds(coldArrivals, coldStall)} in the first rounds.`
+      `of 5,000; ${describeEnds(coldArrivals, coldStall)} in the first rounds. The sender ran ` +
+      (RemoteSender.senderPrioritized ? `at nice ${RemoteSender.senderPriority}.` : "at the default priority (raising it was refused).")
     ],
     targets: [
       target("cluster: both rounds COMPLETED, every subscriber sent once",

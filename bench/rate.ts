@@ -189,7 +189,8 @@ export const run = Effect.gen(function*() {
         `Ratios in this run: restock's worst second / p-throttle strict's = ${fixed(restock.figures.worstSecond / pThrottle.worstSecond, 3)}, ` +
         `/ BullMQ's = ${fixed(restock.figures.worstSecond / bullmq.worstSecond, 3)}; ` +
         `efficiency / p-throttle strict's = ${fixed(restock.figures.efficiency / pThrottle.efficiency, 3)}.`,
-        "CPU ms/send is the bench process (the sender runs in a process of its own)."
+        "CPU ms/send is the bench process (the sender runs in a process of its own, " +
+        (RemoteSender.senderPrioritized ? `at nice ${RemoteSender.senderPriority}).` : "at the default priority).")
       ].join("\n"),
       `Inside restock's round (probes on its ports): a send took ${fixed(restock.seen.sendMs, 1)} ms on average as the ` +
       `notifier saw it (max ${fixed(restock.seen.sendMaxMs, 0)} ms; the sender waits 10–30 ms), so ${maxInFlight}+ sends in flight ` +
