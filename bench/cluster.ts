@@ -13,6 +13,7 @@
  * rounds', the sustained rate of running services.
  */
 import { Effect } from "effect"
+import { scrape } from "../test/Metrics/Scrape.js"
 import * as Service from "../test/support/Service.js"
 import type { Bench } from "./support/Bench.js"
 import * as RemoteSender from "./support/RemoteSender.js"
@@ -22,6 +23,15 @@ import { say } from "./support/Say.js"
 const limit = 500
 const subscribersEach = 5_000
 const coldSubscribersEach = 1_000
+
+/** A send whose request left more than this after its start (`restock_send_start_lag_seconds`, a bucket bound). */
+const lagBoundSeconds = 0.008
+
+/** Sends an instance held up more than `lagBoundSeconds` between their start and their request, so far. */
+const sendsHeldUp = (instance: Service.ServiceProcess) =>
+  Effect.promise(() => scrape(instance.baseUrl)).pipe(
+    Effect.map((metrics) => metrics.histogramAbove("restock_send_start_lag_seconds", lagBoundSeconds))
+  )
 const latency = { minMs: 10, maxMs: 30 }
 
 /**
@@ -64,6 +74,7 @@ export const run = Effect.gen(function*() {
 
   say(`product 1 on instance A and product 2 on instance B, ${thousands(subscribersEach)} subscribers each, at once`)
   yield* sender.clearArrivals
+  const heldUpBefore = [yield* sendsHeldUp(a), yield* sendsHeldUp(b)] as const
   const cpuBefore = [a.cpuMillis() ?? Number.NaN, b.cpuMillis() ?? Number.NaN] as const
   const started = now()
   const [roundA, roundB] = yield* Effect.all([Service.trigger(a, 1), Service.trigger(b, 2)], { concurrency: 2 })
@@ -76,6 +87,7 @@ export const run = Effect.gen(function*() {
 
   const arrivals = yield* sender.arrivals
   const stall = yield* sender.receiverStallMs
+  const heldUp = [(yield* sendsHeldUp(a)) - heldUpBefore[0], (yield* sendsHeldUp(b)) - heldUpBefore[1]] as const
   const all = rateFigures(arrivals.map((x) => x.at), limit)
   const ofProduct = (productId: number) => rateFigures(arrivals.filter((x) => x.productId === productId).map((x) => x.at), limit)
   const perA = ofProduct(1)
@@ -107,7 +119,9 @@ export const run = Effect.gen(function*() {
       `trigger to both terminal ${fixed(seconds, 2)} s vs ideal ${fixed(ideal, 2)} s for ${thousands(total)} at ${limit}/s ` +
       `(ideal/total ${fixed(ideal / seconds, 3)}).`,
       `Both ends of the way (the starts are the bodies' \`sentAt\`, in whole ms): ${describeEnds(arrivals, stall)} in the rounds ` +
-      `of 5,000; ${describeEnds(coldArrivals, coldStall)} in the first rounds. The sender ran ` +
+      `of 5,000; ${describeEnds(coldArrivals, coldStall)} in the first rounds. In the rounds of 5,000, sends whose ` +
+      `request left more than ${lagBoundSeconds * 1000} ms after their start: ${heldUp[0]} on A, ${heldUp[1]} on B ` +
+      `(restock_send_start_lag_seconds). The sender ran ` +
       (RemoteSender.senderPrioritized ? `at nice ${RemoteSender.senderPriority}.` : "at the default priority (raising it was refused).")
     ],
     targets: [

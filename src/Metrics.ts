@@ -23,6 +23,11 @@ export const sendLatency = Metric.histogram(
   secondsBoundaries,
   "Time from a request's start to the sender's answer"
 )
+export const sendStartLag = Metric.histogram(
+  "restock_send_start_lag_seconds",
+  secondsBoundaries,
+  "Time from a send's start (its sentAt) to its request being handed to the notifier: this process' event loop holding sends up"
+)
 export const rateLimitWait = Metric.histogram(
   "restock_rate_limit_wait_seconds",
   secondsBoundaries,

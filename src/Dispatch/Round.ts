@@ -215,32 +215,40 @@ export const dispatchRound = (input: DispatchInput) =>
       { retries: settings.retries, onRetry: () => Metric.increment(Metrics.retries) }
     )
 
-    /** The send, forked: its outcome goes to the group commit, which gives its slot back. */
+    /**
+     * The send, forked: its outcome goes to the group commit, which gives its slot back.
+     * How long the fork waited to run is measured: a stall here bunches requests on their
+     * way to the sender as much as one there would.
+     */
     const send = (subscriber: Subscriber, position: number, sentAt: Date, page: Tracer.Span): Effect.Effect<void> =>
-      attemptThenRetry(
-        // Its fields come from decoded rows: validating them again per send costs more than the rest.
-        new Notification(
-          { userId: subscriber.userId, productId, productName: product.name, restockRound, sentAt },
-          { disableValidation: true }
-        )
-      ).pipe(
-        Effect.matchEffect({
-          onFailure: (error) => Effect.as(haltWith(Halt.SendFailed({ message: error.message })), false),
-          onSuccess: () => Effect.succeed(true)
-        }),
-        // A notifier that throws is a failed send too: its turn must still settle, or its slot
-        // would never come back and the round would wait for it forever.
-        Effect.catchAllDefect((defect) =>
-          Effect.as(haltWith(Halt.SendFailed({ message: `the notifier failed unexpectedly: ${describeCause(defect)}` })), false)
-        ),
-        Effect.tap((succeeded) => pages.settled(page, succeeded)),
-        Effect.flatMap((succeeded) =>
-          settle({
-            position,
-            userId: subscriber.userId,
-            succeeded,
-            delivery: succeeded ? { userId: subscriber.userId, sentAt } : undefined
-          })
+      Effect.zipRight(
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Metric.update(Metrics.sendStartLag, Math.max(0, now - sentAt.getTime()) / 1000)),
+        attemptThenRetry(
+          // Its fields come from decoded rows: validating them again per send costs more than the rest.
+          new Notification(
+            { userId: subscriber.userId, productId, productName: product.name, restockRound, sentAt },
+            { disableValidation: true }
+          )
+        ).pipe(
+          Effect.matchEffect({
+            onFailure: (error) => Effect.as(haltWith(Halt.SendFailed({ message: error.message })), false),
+            onSuccess: () => Effect.succeed(true)
+          }),
+          // A notifier that throws is a failed send too: its turn must still settle, or its slot
+          // would never come back and the round would wait for it forever.
+          Effect.catchAllDefect((defect) =>
+            Effect.as(haltWith(Halt.SendFailed({ message: `the notifier failed unexpectedly: ${describeCause(defect)}` })), false)
+          ),
+          Effect.tap((succeeded) => pages.settled(page, succeeded)),
+          Effect.flatMap((succeeded) =>
+            settle({
+              position,
+              userId: subscriber.userId,
+              succeeded,
+              delivery: succeeded ? { userId: subscriber.userId, sentAt } : undefined
+            })
+          )
         )
       )
 

@@ -120,6 +120,7 @@ describe("GET /metrics and JSON logs", () => {
     expect(metrics.histogramCount("restock_round_duration_seconds")).toBe(1)
     expect(metrics.histogramCount("restock_send_duration_seconds")).toBe(round.sentCount)
     expect(metrics.histogramCount("restock_rate_limit_wait_seconds")).toBe(round.sentCount)
+    expect(metrics.histogramCount("restock_send_start_lag_seconds")).toBe(round.sentCount)
     expect(metrics.value("restock_sse_events_total", { kind: "live" })).toBe(1)
     expect(metrics.value("restock_sse_events_total", { kind: "replayed" })).toBe(0)
 

@@ -12,6 +12,8 @@ export interface Scrape {
   readonly value: (name: string, labels?: Record<string, string>) => number
   /** The sample count of a histogram. */
   readonly histogramCount: (name: string) => number
+  /** How many samples of a histogram were above `bound` (one of its bucket bounds). */
+  readonly histogramAbove: (name: string, bound: number) => number
 }
 
 const sameLabels = (actual: Readonly<Record<string, string>> | undefined, wanted: Record<string, string>) => {
@@ -39,6 +41,12 @@ export const scrape = async (baseUrl: string): Promise<Scrape> => {
       if (sample?.value === undefined) throw new Error(`no sample ${name}${JSON.stringify(labels)}`)
       return Number(sample.value)
     },
-    histogramCount: (name) => Number(family(name).metrics[0]?.count)
+    histogramCount: (name) => Number(family(name).metrics[0]?.count),
+    histogramAbove: (name, bound) => {
+      const sample = family(name).metrics[0]
+      const bucket = Object.entries(sample?.buckets ?? {}).find(([le]) => Number(le) === bound)
+      if (sample === undefined || bucket === undefined) throw new Error(`no bucket le=${bound} in ${name}`)
+      return Number(sample.count) - Number(bucket[1])
+    }
   }
 }
