@@ -14,6 +14,7 @@
  */
 import { Effect } from "effect"
 import { scrape } from "../test/Metrics/Scrape.js"
+import { checkLimit } from "../test/support/Deliveries.js"
 import * as Service from "../test/support/Service.js"
 import type { Bench } from "./support/Bench.js"
 import * as RemoteSender from "./support/RemoteSender.js"
@@ -40,11 +41,9 @@ const latency = { minMs: 10, maxMs: 30 }
  * (arrivals meanwhile are stamped together after it).
  */
 const describeEnds = (arrivals: ReadonlyArray<RemoteSender.Arrival>, receiverStallMs: number): string => {
-  const starts = arrivals.flatMap((x) => (x.sentAt === undefined ? [] : [x.sentAt]))
-  const delays = arrivals.flatMap((x) => (x.sentAt === undefined ? [] : [x.at - x.sentAt]))
-  const spread = delays.length === 0 ? 0 : Math.max(...delays) - Math.min(...delays)
-  return `starts' worst second ${rateFigures(starts, limit).worstSecond}, arrivals' ` +
-    `${rateFigures(arrivals.map((x) => x.at), limit).worstSecond}, path jitter ${fixed(spread, 1)} ms ` +
+  const timed = arrivals.flatMap(({ at, sentAt }) => (sentAt === undefined ? [] : [{ at, sentAt }]))
+  const { arrivalsWorst, jitterMs, startsWorst } = checkLimit(timed, limit)
+  return `starts' worst second ${startsWorst}, arrivals' ${arrivalsWorst}, path jitter ${fixed(jitterMs, 1)} ms ` +
     `(the sender's loop stalled up to ${fixed(receiverStallMs, 1)} ms)`
 }
 

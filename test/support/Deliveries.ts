@@ -133,7 +133,7 @@ export interface LimitCheck {
  * that many more spacings' worth of requests into one second, and only
  * those are allowed. A real third party is not on the same two cores.
  */
-export const checkLimit = (webhooks: ReadonlyArray<Webhook>, limit: number): LimitCheck => {
+export const checkLimit = (webhooks: ReadonlyArray<Pick<Webhook, "at" | "sentAt">>, limit: number): LimitCheck => {
   const jitterMs = pathJitterMs(webhooks)
   const budgetMs = latenessToleranceMicros(limit, spacingMicros(limit, defaultMargin)) / 1000
   return {
