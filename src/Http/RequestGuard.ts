@@ -1,25 +1,29 @@
 /**
  * What the edge answers when a request never reaches a handler's logic: a
- * body that is too large or not JSON, input that does not match the schema,
- * a route that does not exist, or a defect. Every answer is JSON
- * `{ _tag, message }` like the errors handlers fail with (SPEC §4).
+ * path a `;` would cut short, a body that is too large, too deep, not JSON or
+ * of another media type, input that does not match the schema, a route that
+ * does not exist, or a defect. Every answer is JSON `{ _tag, message }` like
+ * the errors handlers fail with (SPEC §4), and none of these requests reaches
+ * a handler: nothing it carried can change data.
  */
 import {
   type HttpApp,
   HttpApiError,
-  HttpIncomingMessage,
+  HttpMethod,
   HttpServerError,
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
 import { Cause, Effect, Option, Schema } from "effect"
 import { BadRequest, InternalError, NotFound, PayloadTooLarge, UnsupportedMediaType } from "./Errors.js"
+import { hasBody, maxBodyBytes, maxBodyDepth, readJsonBody, withReadBody } from "./RequestBody.js"
 
-/** Request bodies are small JSON documents; 64 KiB is far beyond any of them. */
-export const maxBodyBytes = 64 * 1024
-
-const respond = <A, I>(schema: Schema.Schema<A, I>, status: number, error: A) =>
-  HttpServerResponse.json(Schema.encodeSync(schema)(error), { status }).pipe(Effect.orDie)
+const respond = <A, I>(
+  schema: Schema.Schema<A, I>,
+  status: number,
+  error: A,
+  headers?: Record<string, string>
+) => HttpServerResponse.json(Schema.encodeSync(schema)(error), { status, headers }).pipe(Effect.orDie)
 
 const badRequest = (error: BadRequest) => respond(BadRequest, 400, error)
 
@@ -44,18 +48,18 @@ export const describeDecodeError = (error: HttpApiError.HttpApiDecodeError): Bad
   return new BadRequest({ message: `invalid request: ${message}`, issues })
 }
 
-const isRequestError = (u: unknown): u is HttpServerError.RequestError =>
-  HttpServerError.isServerError(u) && u._tag === "RequestError"
-
-/** The body reader fails with this when `MaxBodySize` is exceeded. */
-const isBodyTooLarge = (error: HttpServerError.RequestError): boolean =>
-  error.cause instanceof Error && error.cause.message === "maxBytes exceeded"
-
-const tooLarge = respond(
-  PayloadTooLarge,
-  413,
-  new PayloadTooLarge({ message: `the request body exceeds ${maxBodyBytes} bytes`, maxBytes: maxBodyBytes })
-)
+/**
+ * Too large. When the body was being read, the connection closes after the
+ * answer: the rest of the upload is drained, not waited for on a kept-alive
+ * connection.
+ */
+const tooLarge = (closeAfter: boolean) =>
+  respond(
+    PayloadTooLarge,
+    413,
+    new PayloadTooLarge({ message: `the request body exceeds ${maxBodyBytes} bytes`, maxBytes: maxBodyBytes }),
+    closeAfter ? { connection: "close" } : undefined
+  )
 
 const answer = (cause: Cause.Cause<unknown>) =>
   Effect.gen(function*() {
@@ -74,16 +78,7 @@ const answer = (cause: Cause.Cause<unknown>) =>
       // A typed error of an endpoint: the API encodes it with its status.
       return yield* Effect.failCause(cause)
     }
-    const defect = Cause.dieOption(cause)
-    if (Option.isSome(defect)) {
-      const error = defect.value
-      // The platform reads bodies with `orDie`: its read errors arrive as defects.
-      if (isRequestError(error) && error.reason === "Decode") {
-        if (isBodyTooLarge(error)) return yield* tooLarge
-        return yield* badRequest(
-          new BadRequest({ message: `the request body is not valid JSON: ${describeCause(error.cause)}` })
-        )
-      }
+    if (Option.isSome(Cause.dieOption(cause))) {
       yield* Effect.logError("unexpected error", cause)
       return yield* respond(InternalError, 500, new InternalError({ message: "unexpected server error" }))
     }
@@ -91,19 +86,25 @@ const answer = (cause: Cause.Cause<unknown>) =>
     return yield* Effect.failCause(cause)
   })
 
-const describeCause = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+/**
+ * `;` (and `#`) end a path for the router: `/products/1;x/notifications`
+ * would be routed as `/products/1`, the rest taken for a query. No path of
+ * the API has either, so a path that does is refused whole.
+ */
+const pathCutter = (url: string): string | undefined => {
+  const query = url.indexOf("?")
+  const path = query === -1 ? url : url.slice(0, query)
+  return path.includes(";") ? ";" : path.includes("#") ? "#" : undefined
+}
 
 /**
- * Every body of the API is JSON. Left alone, a body sent as text or form data
- * (curl's `-d` default) would be read as such and fail the schema with a
- * baffling message; this says what is wrong.
+ * Every body of the API is JSON: `application/json`, with parameters or
+ * none. The platform reads other media types another way (`+json` types as
+ * bytes, which an optional payload took for no body at all), so on a method
+ * that carries a body anything else is refused, body or not.
  */
-const notJson = (request: HttpServerRequest.HttpServerRequest): boolean => {
-  const hasBody = Number(request.headers["content-length"] ?? "0") > 0 ||
-    request.headers["transfer-encoding"] !== undefined
-  const contentType = request.headers["content-type"]
-  return hasBody && contentType !== undefined && !/^application\/([\w.+-]+\+)?json\b/i.test(contentType.trim())
-}
+const isJsonMediaType = (contentType: string | undefined): boolean =>
+  contentType === undefined || /^\s*application\/json\s*(;|$)/i.test(contentType)
 
 const unsupportedMediaType = respond(
   UnsupportedMediaType,
@@ -111,19 +112,44 @@ const unsupportedMediaType = respond(
   new UnsupportedMediaType({ message: "request bodies are JSON: send Content-Type: application/json" })
 )
 
-/** Bounds request bodies, then renders the failures above as JSON. */
+/**
+ * Refuses what must not reach a handler (above), reads a body once, within
+ * its bounds, then renders the failures of the handlers' decoding as JSON.
+ */
 export const requestGuard = <E, R>(
   app: HttpApp.Default<E, R>
 ): HttpApp.Default<E, R> =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const declared = Number(request.headers["content-length"] ?? "0")
-    // Refused before a byte is read when the client says how much it sends;
-    // a chunked body is cut off by `MaxBodySize` while it is read.
-    if (declared > maxBodyBytes) return yield* tooLarge
-    if (notJson(request)) return yield* unsupportedMediaType
-    return yield* app.pipe(
-      HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
-      Effect.catchAllCause(answer)
-    ) as Effect.Effect<HttpServerResponse.HttpServerResponse, E, R | HttpServerRequest.HttpServerRequest>
+    const cutter = pathCutter(request.url)
+    if (cutter !== undefined) {
+      return yield* badRequest(
+        new BadRequest({ message: `a path may not contain '${cutter}': path ids are decimal digits only` })
+      )
+    }
+    const handled = app.pipe(Effect.catchAllCause(answer)) as Effect.Effect<
+      HttpServerResponse.HttpServerResponse,
+      E,
+      R | HttpServerRequest.HttpServerRequest
+    >
+    if (!HttpMethod.hasBody(request.method)) return yield* handled
+    if (!isJsonMediaType(request.headers["content-type"])) return yield* unsupportedMediaType
+    // Refused before a byte is read when the client says how much it sends.
+    if (Number(request.headers["content-length"] ?? "0") > maxBodyBytes) return yield* tooLarge(false)
+    if (!hasBody(request)) return yield* handled
+    const body = yield* readJsonBody(request).pipe(
+      Effect.catchAll((error) => Effect.succeed({ _tag: "NotJson", reason: String(error.cause) } as const))
+    )
+    switch (body._tag) {
+      case "TooLarge":
+        return yield* tooLarge(true)
+      case "TooDeep":
+        return yield* badRequest(
+          new BadRequest({ message: `the request body is nested more than ${maxBodyDepth} levels deep` })
+        )
+      case "NotJson":
+        return yield* badRequest(new BadRequest({ message: `the request body is not valid JSON: ${body.reason}` }))
+      case "Read":
+        return yield* Effect.provideService(handled, HttpServerRequest.HttpServerRequest, withReadBody(request, body))
+    }
   })
