@@ -12,7 +12,8 @@
  * valid, so each one has exactly one right answer. The properties assert that
  * answer (the status SPEC §4 gives, a JSON `{ _tag, message }`, a status the
  * document lists for the operation, never a 5xx); afterwards the four tables
- * are what they were, row for row, and the service is still ready.
+ * are what they were, row for row, and the service is still ready. It runs on
+ * the embedded adapters and on MariaDB and Redis.
  *
  * Seeded: the seed is printed, and fast-check's failure report names it with
  * the path to the smallest failing case; `FUZZ_SEED=<seed> npx vitest run
@@ -307,7 +308,7 @@ const validBodyOf = (operation: Operation): fc.Arbitrary<string | undefined> =>
 
 const runs = { path: 500, query: 150, headers: 60, body: 700, mediaType: 150, method: 100, credential: 400 }
 
-describe("the edge, fuzzed from its own OpenAPI document", () => {
+describe.each(["embedded", "mysql-redis"] as const)("the edge, fuzzed from its own OpenAPI document, on %s", (backing) => {
   it.live("every malformed request is refused as §4 says, and nothing changes", () =>
     Effect.gen(function*() {
       const server = yield* TestServer
@@ -538,5 +539,5 @@ describe("the edge, fuzzed from its own OpenAPI document", () => {
       expect(yield* (yield* StockCache).get(ProductId.make(1))).toBe(stockBefore)
       expect((yield* request("GET", "/health/ready")).status).toBe(200)
       expect((yield* request("GET", "/products/2")).body).toMatchObject({ id: 2, name: "Teapot", stock: 3 })
-    }).pipe(Effect.provide(layerServer())), 120_000)
+    }).pipe(Effect.provide(layerServer({ backing }))), 120_000)
 })

@@ -10,6 +10,7 @@ import { HttpServer } from "@effect/platform"
 import { Clock, Context, Deferred, Duration, Effect, Layer, Logger, LogLevel, Queue, Ref, type Scope } from "effect"
 import { createParser, type EventSourceMessage } from "eventsource-parser"
 import * as MemoryLimiter from "../../src/Dispatch/RateLimiter/Memory.js"
+import * as RedisLimiter from "../../src/Dispatch/RateLimiter/Redis.js"
 import { Restock } from "../../src/Dispatch/Restock.js"
 import * as RestockLive from "../../src/Dispatch/RestockLive.js"
 import { DispatchSettings } from "../../src/Dispatch/Round.js"
@@ -19,14 +20,17 @@ import { SseConfig, type SseConfigShape } from "../../src/Http/Sse.js"
 import { StorageUnavailable } from "../../src/Domain/Errors.js"
 import { DeliveryFeed } from "../../src/Notifier/Feed.js"
 import * as FeedMemory from "../../src/Notifier/FeedMemory.js"
+import * as FeedRedis from "../../src/Notifier/FeedRedis.js"
 import type { Notifier } from "../../src/Notifier/Notifier.js"
 import * as Recording from "../../src/Notifier/Recording.js"
 import { Repo } from "../../src/Repo/Repo.js"
 import * as SqlRepo from "../../src/Repo/Sql.js"
 
 import * as StockCacheMemory from "../../src/StockCache/Memory.js"
+import * as StockCacheRedis from "../../src/StockCache/Redis.js"
 import { StockCache } from "../../src/StockCache/StockCache.js"
-import { layerSqlite } from "./Mysql.js"
+import { layerMysql, layerSqlite } from "./Mysql.js"
+import * as RedisTest from "./Redis.js"
 
 export const adminToken = "admin-token-for-tests"
 export const jwtSecret = "jwt-secret-for-tests-with-enough-entropy"
@@ -134,6 +138,12 @@ const outages = Layer.effectContext(
 )
 
 export interface ServerOptions {
+  /**
+   * What the ports run on: `embedded` (default) is SQLite and the in-process
+   * stock cache, limiter and fan-out; `mysql-redis` is MariaDB and Redis, as
+   * a deployment of several instances runs.
+   */
+  readonly backing?: "embedded" | "mysql-redis"
   readonly sse?: Partial<SseConfigShape>
   readonly recording?: Recording.RecordingOptions
   readonly limitPerSecond?: number
@@ -152,16 +162,29 @@ export type Services =
   | Notifier
   | SqlClient.SqlClient
 
-/** The adapters the edge runs on in these tests: real ones, embedded. */
-const ports = (options: ServerOptions) => {
+/** The storage, stock cache, limiter and fan-out: embedded, or on MariaDB and Redis. */
+const adapters = (options: ServerOptions) => {
+  const limitPerSecond = options.limitPerSecond ?? 500
+  if (options.backing === "mysql-redis") {
+    const storage = hookedRepo.pipe(Layer.provideMerge(SqlRepo.layer.pipe(Layer.provideMerge(layerMysql))))
+    return Layer.mergeAll(RedisLimiter.layer({ limitPerSecond }), FeedRedis.layer).pipe(
+      Layer.provideMerge(StockCacheRedis.layer.pipe(Layer.provideMerge(storage))),
+      Layer.provide(RedisTest.layer),
+      Layer.orDie
+    )
+  }
   const storage = hookedRepo.pipe(Layer.provideMerge(SqlRepo.layer.pipe(Layer.provideMerge(layerSqlite))))
-  const stock = StockCacheMemory.layer.pipe(Layer.provideMerge(storage))
+  return Layer.mergeAll(MemoryLimiter.layer({ limitPerSecond }), FeedMemory.layer).pipe(
+    Layer.provideMerge(StockCacheMemory.layer.pipe(Layer.provideMerge(storage)))
+  )
+}
+
+/** The adapters the edge runs on in these tests: real ones. */
+const ports = (options: ServerOptions) => {
   const engine = Layer.mergeAll(
     Recording.layer(options.recording ?? {}),
-    MemoryLimiter.layer({ limitPerSecond: options.limitPerSecond ?? 500 }),
-    FeedMemory.layer,
     Layer.succeed(DispatchSettings, DispatchSettings.defaults)
-  ).pipe(Layer.provideMerge(stock))
+  ).pipe(Layer.provideMerge(adapters(options)))
   return Layer.mergeAll(countingFeed, outages).pipe(Layer.provideMerge(RestockLive.layer.pipe(Layer.provideMerge(engine))))
 }
 
