@@ -9,7 +9,7 @@
  * separate processes. The suite runs in a layer that provides the `Repo`.
  */
 import { expect, layer } from "@effect/vitest"
-import { Duration, Effect, Fiber, type Layer, Option, Schedule, type Scope } from "effect"
+import { Duration, Effect, Exit, Fiber, type Layer, Option, Schedule, Scope } from "effect"
 import { ProductNotFound } from "../../src/Domain/Errors.js"
 import { ProductId } from "../../src/Domain/Ids.js"
 import type { Product } from "../../src/Domain/Product.js"
@@ -179,11 +179,31 @@ export const stockCacheContract = (name: string, underTest: StockCacheUnderTest)
       Effect.gen(function*() {
         const [cache, other] = yield* underTest.makeCaches(2)
         const productId = yield* newProduct(4)
+        /** Waits (up to 1 s) until the watch reads `soldOut`. */
+        const reads = (watch: { readonly isSoldOut: Effect.Effect<boolean> }, soldOut: boolean) =>
+          watch.isSoldOut.pipe(
+            Effect.filterOrFail((seen) => seen === soldOut, () => "not yet"),
+            Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.upTo("1 second"))),
+            Effect.orElse(() => Effect.dieMessage(`the watch did not come to read soldOut = ${soldOut}`))
+          )
         const first = yield* cache!.watch(productId)
-        const second = yield* Effect.scoped(cache!.watch(productId)).pipe(Effect.as(undefined))
-        expect(second).toBeUndefined() // the second watch's scope is closed now
+        const secondScope = yield* Scope.make()
+        const second = yield* cache!.watch(productId).pipe(Scope.extend(secondScope))
+        expect([yield* first.isSoldOut, yield* second.isSoldOut]).toEqual([false, false])
+
+        // A change by another process reaches both, in each direction.
         yield* other!.set(productId, 0)
+        yield* Effect.all([first.soldOut, second.soldOut]).pipe(Effect.timeout("1 second"))
+        expect([yield* first.isSoldOut, yield* second.isSoldOut]).toEqual([true, true])
+        yield* other!.set(productId, 3)
+        yield* reads(first, false)
+        yield* reads(second, false)
+
+        // Closing the second leaves the first watching.
+        yield* Scope.close(secondScope, Exit.void)
+        yield* other!.adjust(productId, -3)
         yield* first.soldOut.pipe(Effect.timeout("1 second"))
+        expect(yield* first.isSoldOut).toBe(true)
       }))
 
     it.scoped("answers ping while its store is up", () =>
