@@ -5,7 +5,12 @@ import { defineConfig } from "vitest/config"
  * run in a second group, one file at a time, once the rest is done: on a
  * 2-core machine, another suite's CPU load would otherwise shift their clocks.
  */
-const realTime = ["test/RealTime/**/*.test.ts", "test/Cluster/**/*.test.ts", "test/RateLimiter/Redis.test.ts"]
+const realTime = [
+  "test/RealTime/**/*.test.ts",
+  "test/Cluster/**/*.test.ts",
+  "test/RateLimiter/Redis.test.ts",
+  "test/RateLimiter/Memory.test.ts"
+]
 
 const shared = {
   testTimeout: 60_000,

@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { ProductId } from "../../src/Domain/Ids.js"
 import { Repo } from "../../src/Repo/Repo.js"
-import { asAdmin, databaseSnapshot, layerServer, request, userToken } from "../support/Http.js"
+import { asAdmin, databaseSnapshot, eventually, layerServer, request, userToken } from "../support/Http.js"
 
 const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/
 
@@ -46,10 +46,11 @@ describe("subscriptions", () => {
       yield* request("PUT", "/products/1/subscriptions/1", asAdmin)
 
       yield* request("POST", "/products/1/notifications/re-stock", asAdmin)
-      let round: any
-      do {
-        round = (yield* request("GET", "/products/1/notifications/1", asAdmin)).body
-      } while (round.status === "IN_PROGRESS")
+      yield* eventually(
+        "round 1 to end",
+        Effect.map(request("GET", "/products/1/notifications/1", asAdmin), (reply) => reply.body.status as string),
+        (status) => status !== "IN_PROGRESS"
+      )
       const recipients = yield* request("GET", "/products/1/notifications/1/recipients", asAdmin)
       expect(recipients.body.items.map((item: any) => item.userId)).toEqual([1, 2, 3])
     }).pipe(Effect.provide(layerServer())))
