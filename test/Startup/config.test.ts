@@ -18,7 +18,12 @@ describe("start-up with bad configuration", () => {
     ["a DATABASE_URL without a database", { DATABASE_URL: "mysql://root@127.0.0.1:3306" }, /DATABASE_URL.*no database/],
     ["an unparsable REDIS_URL", { REDIS_URL: "redis:// bad host" }, /REDIS_URL/],
     ["NOTIFIER=webhook without its URL", { NOTIFIER: "webhook" }, /NOTIFIER_WEBHOOK_URL/],
-    ["an unknown NOTIFIER", { NOTIFIER: "pigeon" }, /NOTIFIER.*"sse" or "webhook"/]
+    ["an unknown NOTIFIER", { NOTIFIER: "pigeon" }, /NOTIFIER.*"sse" or "webhook"/],
+    ["a malformed NOTIFIER_WEBHOOK_URL", { NOTIFIER: "webhook", NOTIFIER_WEBHOOK_URL: "not a url" }, /NOTIFIER_WEBHOOK_URL/],
+    ["a negative NOTIFIER_RETRIES", { NOTIFIER_RETRIES: "-1" }, /NOTIFIER_RETRIES/],
+    ["NOTIFIER_RETRIES that is no number", { NOTIFIER_RETRIES: "three" }, /NOTIFIER_RETRIES.*expected an integer/],
+    ["a limit of 0", { RATE_LIMIT_PER_SECOND: "0" }, /RATE_LIMIT_PER_SECOND/],
+    ["a negative limit", { RATE_LIMIT_PER_SECOND: "-500" }, /RATE_LIMIT_PER_SECOND/]
   ]
   for (const [what, env, expected] of cases) {
     it(`${what}: one line naming the variable, exit 1`, async () => {
