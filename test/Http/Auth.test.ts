@@ -68,7 +68,12 @@ describe("credentials that are not valid are 401 Unauthorized", () => {
         ["PUT", "/products/1/subscriptions/1"],
         ["DELETE", "/products/1/subscriptions/1"],
         ["GET", "/users/1/notifications/stream"],
-        ["GET", "/admin/products/1/notifications/stream"]
+        ["GET", "/admin/products/1/notifications/stream"],
+        ["POST", "/admin/products/1/stock/adjustments", { delta: 1 }],
+        ["POST", "/admin/products/1/notifications/re-stock"],
+        ["GET", "/products/1/notifications"],
+        ["GET", "/products/1/notifications/1"],
+        ["GET", "/products/1/notifications/1/recipients"]
       ]
       const before = yield* databaseSnapshot
       for (const [label, headers] of credentials) {
@@ -126,6 +131,8 @@ describe("valid tokens that may not act are 403 Forbidden", () => {
         ["POST", "/admin/products/1/notifications/re-stock"],
         ["GET", "/admin/products"],
         ["GET", "/products/1/notifications"],
+        ["GET", "/products/1/notifications/1"],
+        ["GET", "/products/1/notifications/1/recipients"],
         ["POST", "/admin/users/1/token"],
         ["POST", "/admin/users/2/token"],
         ["PUT", "/products/1/subscriptions/2"],
