@@ -8,7 +8,8 @@ import { Effect } from "effect"
 import { ProductId, UserId } from "../../src/Domain/Ids.js"
 import { Repo } from "../../src/Repo/Repo.js"
 import { StockCache } from "../../src/StockCache/StockCache.js"
-import { asAdmin, databaseSnapshot, layerServer, request } from "../support/Http.js"
+import * as RedisTest from "../support/Redis.js"
+import { asAdmin, databaseSnapshot, eventually, layerServer, layerServerOnRedis, request } from "../support/Http.js"
 
 const product = (id: number, name: string, stock: number) =>
   request("PUT", `/admin/products/${id}`, { ...asAdmin, body: { name, stock } })
@@ -74,12 +75,31 @@ describe("products", () => {
       expect(oversold.body).toMatchObject({ stock: 0, stockStatus: "OUT_OF_STOCK" })
     }).pipe(Effect.provide(layerServer())))
 
-  it.live("a stock written straight to the cache (by an order system) is what GET answers", () =>
+  it.live("a stock an order system writes to Redis is what GET answers, and product.stock follows it", () =>
     Effect.gen(function*() {
       yield* product(1, "Kettle", 5)
-      yield* (yield* StockCache).set(ProductId.make(1), 9)
-      expect((yield* request("GET", "/products/1")).body.stock).toBe(9)
-    }).pipe(Effect.provide(layerServer())))
+      // What an order system does, by the README's contract: change the key, then PUBLISH the id.
+      const prefix = yield* RedisTest.TestPrefix
+      const redis = yield* RedisTest.rawClient
+      const stored = Effect.map(Effect.orDie((yield* Repo).getProduct(ProductId.make(1))), (row) =>
+        row._tag === "Some" ? row.value.stock : undefined)
+      yield* Effect.promise(() => redis.set(`${prefix}stock:1`, "9"))
+      yield* Effect.promise(() => redis.publish(`${prefix}stock-changed`, "1"))
+      expect((yield* request("GET", "/products/1")).body).toMatchObject({ stock: 9, stockStatus: "IN_STOCK" })
+      yield* eventually("product.stock to follow the key", stored, (stock) => stock === 9, "2 seconds")
+
+      yield* Effect.promise(() => redis.decrby(`${prefix}stock:1`, 9))
+      yield* Effect.promise(() => redis.publish(`${prefix}stock-changed`, "1"))
+      expect((yield* request("GET", "/products/1")).body).toMatchObject({ stock: 0, stockStatus: "OUT_OF_STOCK" })
+      yield* eventually("product.stock to follow the key", stored, (stock) => stock === 0, "2 seconds")
+
+      // A key that is gone (Redis restarted empty) is reloaded from product.stock, never read as 0.
+      yield* Effect.promise(() => redis.set(`${prefix}stock:1`, "4"))
+      yield* Effect.promise(() => redis.publish(`${prefix}stock-changed`, "1"))
+      yield* eventually("product.stock to follow the key", stored, (stock) => stock === 4, "2 seconds")
+      yield* Effect.promise(() => redis.del(`${prefix}stock:1`))
+      expect((yield* request("GET", "/products/1")).body).toMatchObject({ stock: 4, stockStatus: "IN_STOCK" })
+    }).pipe(Effect.provide(layerServerOnRedis()), Effect.scoped))
 
   it.live("the admin list pages by id with subscribers and the latest round", () =>
     Effect.gen(function*() {

@@ -29,6 +29,7 @@ import * as SqlRepo from "../../src/Repo/Sql.js"
 import * as StockCacheMemory from "../../src/StockCache/Memory.js"
 import * as StockCacheRedis from "../../src/StockCache/Redis.js"
 import { StockCache } from "../../src/StockCache/StockCache.js"
+import { RedisConnection } from "../../src/Redis.js"
 import { layerMysql, layerSqlite } from "./Mysql.js"
 import * as RedisTest from "./Redis.js"
 
@@ -162,37 +163,35 @@ export type Services =
   | Notifier
   | SqlClient.SqlClient
 
-/** The storage, stock cache, limiter and fan-out: embedded, or on MariaDB and Redis. */
-const adapters = (options: ServerOptions) => {
-  const limitPerSecond = options.limitPerSecond ?? 500
-  if (options.backing === "mysql-redis") {
-    const storage = hookedRepo.pipe(Layer.provideMerge(SqlRepo.layer.pipe(Layer.provideMerge(layerMysql))))
-    return Layer.mergeAll(RedisLimiter.layer({ limitPerSecond }), FeedRedis.layer).pipe(
-      Layer.provideMerge(StockCacheRedis.layer.pipe(Layer.provideMerge(storage))),
-      Layer.provide(RedisTest.layer),
-      Layer.orDie
-    )
-  }
+/** The storage, stock cache, limiter and fan-out, embedded: SQLite and in-process. */
+const embeddedAdapters = (limitPerSecond: number) => {
   const storage = hookedRepo.pipe(Layer.provideMerge(SqlRepo.layer.pipe(Layer.provideMerge(layerSqlite))))
   return Layer.mergeAll(MemoryLimiter.layer({ limitPerSecond }), FeedMemory.layer).pipe(
     Layer.provideMerge(StockCacheMemory.layer.pipe(Layer.provideMerge(storage)))
   )
 }
 
-/** The adapters the edge runs on in these tests: real ones. */
-const ports = (options: ServerOptions) => {
+/** The same on MariaDB and Redis (under the test's own key prefix), as a deployment of several instances runs. */
+const redisAdapters = (limitPerSecond: number) => {
+  const storage = hookedRepo.pipe(Layer.provideMerge(SqlRepo.layer.pipe(Layer.provideMerge(layerMysql))))
+  return Layer.mergeAll(RedisLimiter.layer({ limitPerSecond }), FeedRedis.layer).pipe(
+    Layer.provideMerge(StockCacheRedis.layer.pipe(Layer.provideMerge(storage))),
+    Layer.provideMerge(RedisTest.layer),
+    Layer.orDie
+  )
+}
+
+type Adapters = Layer.Layer.Success<ReturnType<typeof embeddedAdapters>>
+
+/** The server over the given adapters, with the real `Restock` and a recording notifier. */
+const serverOn = <A>(adapters: Layer.Layer<A | Adapters>, options: ServerOptions): Layer.Layer<Services | A> => {
   const engine = Layer.mergeAll(
     Recording.layer(options.recording ?? {}),
     Layer.succeed(DispatchSettings, DispatchSettings.defaults)
-  ).pipe(Layer.provideMerge(adapters(options)))
-  return Layer.mergeAll(countingFeed, outages).pipe(Layer.provideMerge(RestockLive.layer.pipe(Layer.provideMerge(engine))))
-}
-
-/**
- * A fresh server and database per use. Built in the caller's context: under
- * `it.effect` the server runs on `TestClock`, under `it.live` on the real one.
- */
-export const layerServer = (options: ServerOptions = {}): Layer.Layer<Services> => {
+  ).pipe(Layer.provideMerge(adapters))
+  const ports = Layer.mergeAll(countingFeed, outages).pipe(
+    Layer.provideMerge(RestockLive.layer.pipe(Layer.provideMerge(engine)))
+  )
   const address = Layer.effect(
     TestServer,
     Effect.map(HttpServer.HttpServer, (server) => {
@@ -207,12 +206,27 @@ export const layerServer = (options: ServerOptions = {}): Layer.Layer<Services> 
   )
   return address.pipe(
     Layer.provide(edge),
-    Layer.provideMerge(ports(options)),
+    Layer.provideMerge(ports),
     // Access logs of every request would drown the test output.
     Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)),
     Layer.orDie
   )
 }
+
+/**
+ * A fresh server and database per use. Built in the caller's context: under
+ * `it.effect` the server runs on `TestClock`, under `it.live` on the real one.
+ */
+export const layerServer = (options: ServerOptions = {}): Layer.Layer<Services> =>
+  options.backing === "mysql-redis"
+    ? serverOn(redisAdapters(options.limitPerSecond ?? 500), options)
+    : serverOn(embeddedAdapters(options.limitPerSecond ?? 500), options)
+
+/** The server on MariaDB and Redis, with the Redis connection and key prefix it uses (to act as an order system). */
+export const layerServerOnRedis = (
+  options: Omit<ServerOptions, "backing"> = {}
+): Layer.Layer<Services | RedisConnection | RedisTest.TestPrefix> =>
+  serverOn(redisAdapters(options.limitPerSecond ?? 500), options)
 
 // ---------------------------------------------------------------------------
 // Plain requests
