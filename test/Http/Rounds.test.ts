@@ -4,7 +4,7 @@
  * conflicts (`RoundInProgress`, `NothingToResume`) refused without changes.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect } from "effect"
+import { Deferred, Effect, TestClock } from "effect"
 import { UserId } from "../../src/Domain/Ids.js"
 import * as Recording from "../../src/Notifier/Recording.js"
 import { asAdmin, databaseSnapshot, eventually, layerServer, openStream, request } from "../support/Http.js"
@@ -220,6 +220,28 @@ describe("the admin progress stream", () => {
       const counts = rounds.map((round) => round.sentCount)
       expect(counts).toEqual([...counts].sort((a, b) => a - b))
     }).pipe(Effect.scoped, Effect.provide(layerServer({ limitPerSecond: 20 }))))
+
+  it.effect("while a round sends, an event at least every 250 ms, even when nothing changed (virtual time)", () =>
+    Effect.gen(function*() {
+      // 2 sends a second: the round changes every 500 ms, so only the cadence fills the gaps.
+      yield* seed({ stock: 100, subscribers: 6 })
+      const stream = yield* openStream("/admin/products/1/notifications/stream", { token: asAdmin.token })
+      yield* stream.take(1) // null: no round yet
+      expect((yield* request("POST", "/products/1/notifications/re-stock", asAdmin)).status).toBe(202)
+      // Step the clock 10 ms at a time, noting when (in virtual time) each event came.
+      const seen: Array<{ readonly at: number; readonly status: string }> = []
+      for (let at = 0; at <= 10_000 && !(yield* Deferred.isDone(stream.ended)); at += 10) {
+        yield* TestClock.adjust("10 millis")
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
+        for (const event of yield* stream.drain) seen.push({ at, status: JSON.parse(event.data).status })
+      }
+      const sending = seen.filter((event) => event.status === "IN_PROGRESS")
+      expect(sending.length).toBeGreaterThanOrEqual(8)
+      expect(seen[seen.length - 1]!.status).toBe("COMPLETED")
+      const gaps = sending.slice(1).map((event, i) => event.at - sending[i]!.at)
+      // 250 ms, and the 10 ms of a step (an event is noted at the end of the step it came in).
+      expect(Math.max(...gaps), `gaps ${gaps.join(", ")} ms`).toBeLessThanOrEqual(260)
+    }).pipe(Effect.scoped, Effect.provide(layerServer({ limitPerSecond: 2 }))))
 
   it.live("the latest round first, and the admin token is accepted as ?access_token=", () =>
     Effect.gen(function*() {
