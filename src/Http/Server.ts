@@ -3,12 +3,14 @@
  * and `/docs`, and a Node server to serve them.
  *
  * Built against the ports only (`Repo`, `StockCache`, `DeliveryFeed`,
- * `Restock`) and `AuthConfig`; `Layers.ts` / `main.ts` choose the adapters.
+ * `Restock`) and `AuthConfig`, with the feature services on them
+ * (`Products`); `Layers.ts` / `main.ts` choose the adapters.
  */
 import { HttpApiBuilder, HttpApiSwagger, HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Duration, Effect, Layer } from "effect"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import { Products } from "../Products.js"
 import { accessLog } from "./AccessLog.js"
 import { Api } from "./Api.js"
 import { AuthLive } from "./Auth.js"
@@ -25,7 +27,7 @@ import { HttpUsersLive } from "./Users/Http.js"
 /** Every endpoint of the API with its handler. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
   Layer.provide([HttpHealthLive, HttpProductsLive, HttpRoundsLive, HttpSubscriptionsLive, HttpUsersLive]),
-  Layer.provide([AuthLive, SseLifetime.layer])
+  Layer.provide([AuthLive, SseLifetime.layer, Products.Default])
 )
 
 /**
