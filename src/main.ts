@@ -8,7 +8,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { ConfigError, Effect, Layer, Logger, LogLevel } from "effect"
 import { AppConfig } from "./Config.js"
-import { AuthConfig } from "./Http/Auth.js"
+import { AuthConfig } from "./Http/Auth/Config.js"
 import { serve } from "./Http/Server.js"
 import { services } from "./Layers.js"
 import * as Tracing from "./Observability/Tracing.js"

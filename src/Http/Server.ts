@@ -13,7 +13,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Products } from "../Products.js"
 import { accessLog } from "./AccessLog.js"
 import { Api } from "./Api.js"
-import { AuthLive } from "./Auth.js"
+import { AuthLive } from "./Auth/Http.js"
 import { ConsoleRoutesLive } from "./Console/Http.js"
 import { HttpHealthLive } from "./Health/Http.js"
 import { MetricsRouteLive } from "./Metrics/Http.js"

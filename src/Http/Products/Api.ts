@@ -4,7 +4,7 @@ import { ProductNotFound } from "../../Domain/Errors.js"
 import { ProductId } from "../../Domain/Ids.js"
 import { Product, ProductUpsert, Stock } from "../../Domain/Product.js"
 import { Round } from "../../Domain/Round.js"
-import { AdminAuth } from "../Auth.js"
+import { AdminAuth } from "../Auth/Api.js"
 import { ProductPageParams, productIdParam } from "../Params.js"
 
 /** `PUT /admin/products/{productId}/stock`. */

@@ -5,7 +5,7 @@ import { NothingToResume, ProductNotFound, RoundInProgress, RoundNotFound } from
 import { DeliveryId } from "../../Domain/Ids.js"
 import { Stock } from "../../Domain/Product.js"
 import { Round } from "../../Domain/Round.js"
-import { AdminAuth, AdminStreamAuth } from "../Auth.js"
+import { AdminAuth, AdminStreamAuth } from "../Auth/Api.js"
 import { productIdParam, RecipientPageParams, restockRoundParam } from "../Params.js"
 import { eventStream } from "../Sse.js"
 

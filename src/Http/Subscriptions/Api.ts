@@ -1,7 +1,7 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { ProductNotFound } from "../../Domain/Errors.js"
 import { Subscription } from "../../Domain/Subscription.js"
-import { UserAuth } from "../Auth.js"
+import { UserAuth } from "../Auth/Api.js"
 import { Forbidden } from "../Errors.js"
 import { productIdParam, userIdParam } from "../Params.js"
 

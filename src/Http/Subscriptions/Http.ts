@@ -2,7 +2,7 @@ import { HttpApiBuilder } from "@effect/platform"
 import { Effect } from "effect"
 import { Repo } from "../../Repo/Repo.js"
 import { Api } from "../Api.js"
-import { requireActingFor } from "../Auth.js"
+import { requireActingFor } from "../Auth/Principal.js"
 
 export const HttpSubscriptionsLive = HttpApiBuilder.group(Api, "subscriptions", (handlers) =>
   Effect.gen(function*() {

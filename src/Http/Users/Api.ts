@@ -1,7 +1,7 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { ProductId, RestockRound } from "../../Domain/Ids.js"
-import { AdminAuth, UserAuth } from "../Auth.js"
+import { AdminAuth, UserAuth } from "../Auth/Api.js"
 import { Forbidden } from "../Errors.js"
 import { userIdParam } from "../Params.js"
 import { eventStream } from "../Sse.js"
