@@ -33,7 +33,7 @@ import {
   type Tracer
 } from "effect"
 import { Notification, type DeliveryRecord } from "../Domain/Delivery.js"
-import { describeCause, type StorageUnavailable } from "../Domain/Errors.js"
+import { describeCause } from "../Domain/Errors.js"
 import type { UserId } from "../Domain/Ids.js"
 import type { Product } from "../Domain/Product.js"
 import type { Round } from "../Domain/Round.js"
@@ -411,6 +411,3 @@ export const dispatchRound = (input: DispatchInput) =>
     yield* onProgress(finished)
     return finished
   }).pipe(Effect.scoped)
-
-/** Fails the round effect with the error that kept the database away. */
-export type DispatchError = StorageUnavailable

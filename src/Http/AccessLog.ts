@@ -5,10 +5,7 @@
  */
 import { HttpMiddleware, HttpServerError, HttpServerRequest } from "@effect/platform"
 import { Effect, FiberRef, Option } from "effect"
-
-/** The request's path and query, with `access_token` replaced. */
-export const redactedUrl = (url: string): string =>
-  url.replace(/([?&]access_token=)[^&#]*/g, "$1REDACTED")
+import { redactCredentials } from "../Observability/Redact.js"
 
 export const accessLog = HttpMiddleware.make((app) =>
   Effect.gen(function*() {
@@ -21,7 +18,7 @@ export const accessLog = HttpMiddleware.make((app) =>
       yield* Effect.log(Option.isSome(cause) ? cause.value : "Sent HTTP response").pipe(
         Effect.annotateLogs({
           "http.method": request.method,
-          "http.url": redactedUrl(request.url),
+          "http.url": redactCredentials(request.url),
           "http.status": response.status
         })
       )

@@ -10,6 +10,7 @@ import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
 import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
 import { FetchHttpClient, type HttpServerRequest, HttpMiddleware } from "@effect/platform"
 import { Config, ConfigError, Duration, Effect, Either, Layer, Option, Tracer } from "effect"
+import { redactCredentials } from "./Redact.js"
 
 export interface TracingConfig {
   /** Where spans are POSTed: the traces endpoint itself. */
@@ -94,10 +95,6 @@ const untraced = (request: HttpServerRequest.HttpServerRequest): boolean => {
   return path === "/" || path === "/metrics" || path.startsWith("/health/") || path.startsWith("/console/") ||
     path.startsWith("/docs")
 }
-
-/** Credentials in a query string (`?access_token=`, for EventSource) never leave the process. */
-export const redactCredentials = (value: string): string =>
-  value.replace(/(access_token=)[^&#\s]*/gi, "$1REDACTED")
 
 const scrub = (value: unknown): unknown => typeof value === "string" ? redactCredentials(value) : value
 

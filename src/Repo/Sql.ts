@@ -13,7 +13,7 @@ import { Chunk, Clock, Effect, Layer, Option, Schema, Stream } from "effect"
 import { Delivery, type DeliveryRecord, Recipient } from "../Domain/Delivery.js"
 import { LeaseLost, NothingToResume, ProductNotFound, RoundInProgress, StorageUnavailable } from "../Domain/Errors.js"
 import { type ProductId, RestockRound, SubscriptionId, UserId } from "../Domain/Ids.js"
-import { Product, stockStatusOf } from "../Domain/Product.js"
+import { clampStock, Product, stockStatusOf } from "../Domain/Product.js"
 import { Round } from "../Domain/Round.js"
 import { type Subscriber, Subscription } from "../Domain/Subscription.js"
 import { detect, type Dialect, violatesOneRoundInProgress } from "./Dialect.js"
@@ -135,9 +135,6 @@ const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<Reado
 }
 
 const currentTime = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
-
-/** Stock is never negative here: a count taken below zero elsewhere (an order system on Redis) reads as sold out. */
-const clampStock = (stock: number): number => Math.min(Math.max(Math.trunc(stock), 0), 2_147_483_647)
 
 const leaseLost = (productId: ProductId, restockRound: RestockRound, owner: string) =>
   new LeaseLost({

@@ -11,13 +11,9 @@
 import { Effect, Layer, Option, Stream, SubscriptionRef } from "effect"
 import { ProductNotFound, type StorageUnavailable } from "../Domain/Errors.js"
 import type { ProductId } from "../Domain/Ids.js"
+import { clampStock } from "../Domain/Product.js"
 import { Repo } from "../Repo/Repo.js"
 import { StockCache, type StockCacheShape, type StockWatch } from "./StockCache.js"
-
-/** The largest stock the database column holds. */
-export const maxStock = 2_147_483_647
-
-export const clampStock = (stock: number): number => Math.min(maxStock, Math.max(0, Math.trunc(stock)))
 
 export const make: Effect.Effect<StockCacheShape, never, Repo> = Effect.gen(function*() {
   const repo = yield* Repo

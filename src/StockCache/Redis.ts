@@ -29,6 +29,7 @@ import { Effect, Layer, Option, Queue, Runtime, Schema, Stream, SubscriptionRef 
 import type { Redis } from "ioredis"
 import { ProductNotFound, StorageUnavailable } from "../Domain/Errors.js"
 import { idFromPath, ProductId } from "../Domain/Ids.js"
+import { clampStock, maxStock } from "../Domain/Product.js"
 import { Repo } from "../Repo/Repo.js"
 import { evalScript, type LuaScript, luaScript, RedisConnection } from "../Redis.js"
 import { StockCache, type StockCacheShape, type StockWatch } from "./StockCache.js"
@@ -36,9 +37,6 @@ import { StockCache, type StockCacheShape, type StockWatch } from "./StockCache.
 export const stockKey = (keyPrefix: string, productId: ProductId): string => `${keyPrefix}stock:${productId}`
 export const stockChangedChannel = (keyPrefix: string): string => `${keyPrefix}stock-changed`
 
-/** The largest stock the database column holds. */
-const maxStock = 2_147_483_647
-const clampStock = (stock: number): number => Math.min(maxStock, Math.max(0, Math.trunc(stock)))
 
 /**
  * KEYS[1] the stock key; ARGV: delta, channel, product id, max stock.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { redactedUrl } from "../../src/Http/AccessLog.js"
+import { redactCredentials as redactedUrl } from "../../src/Observability/Redact.js"
 
 describe("the access log", () => {
   it("never writes a token passed as ?access_token=", () => {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Tracing from "../../src/Observability/Tracing.js"
 import { adminRequest, adminToken, type RunningService, startService, subscribeMany } from "../Console/Harness.js"
 import { scrape } from "./Scrape.js"
+import { redactCredentials } from "../../src/Observability/Redact.js"
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -342,7 +343,7 @@ describe("tracing configuration", () => {
   })
 
   it("scrubs query-string credentials from span attributes", () => {
-    expect(Tracing.redactCredentials("http://h/users/1/notifications/stream?access_token=eyJ.x.y&lastEventId=3"))
+    expect(redactCredentials("http://h/users/1/notifications/stream?access_token=eyJ.x.y&lastEventId=3"))
       .toBe("http://h/users/1/notifications/stream?access_token=REDACTED&lastEventId=3")
   })
 })

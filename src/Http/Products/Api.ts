@@ -2,7 +2,7 @@ import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { ProductNotFound } from "../../Domain/Errors.js"
 import { ProductId } from "../../Domain/Ids.js"
-import { Product, ProductUpsert, Stock } from "../../Domain/Product.js"
+import { maxStock, Product, ProductUpsert, Stock } from "../../Domain/Product.js"
 import { Round } from "../../Domain/Round.js"
 import { AdminAuth } from "../Auth/Api.js"
 import { ProductPageParams, productIdParam } from "../Params.js"
@@ -14,7 +14,7 @@ export class SetStock extends Schema.Class<SetStock>("SetStock")({
 
 /** `POST /admin/products/{productId}/stock/adjustments`: a sale (`-1`) or a delivery (`+20`). */
 export class StockAdjustment extends Schema.Class<StockAdjustment>("StockAdjustment")({
-  delta: Schema.Int.pipe(Schema.between(-2_147_483_647, 2_147_483_647))
+  delta: Schema.Int.pipe(Schema.between(-maxStock, maxStock))
 }) {}
 
 /** A product as the operator console lists it. */
