@@ -11,9 +11,9 @@
  *
  * It needs an `HttpClient` (`FetchHttpClient.layer`, or `NodeHttpClient.layerUndici`).
  */
-import { HttpApiClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import { HttpApiClient, HttpClient, type HttpClientError, HttpClientRequest } from "@effect/platform"
 import * as Sse from "@effect/experimental/Sse"
-import { Effect, Redacted, Schema, Stream } from "effect"
+import { Effect, type ParseResult, Redacted, Schema, Stream } from "effect"
 import type { ProductId } from "../Domain/Ids.js"
 import { Round } from "../Domain/Round.js"
 import { Api } from "./Api.js"
@@ -43,7 +43,7 @@ export const make = (options: Options) =>
      * of it, as the admin stream sends them (at least every 250 ms while
      * sending); the stream ends after the round's terminal status.
      */
-    const progress = (productId: ProductId): Stream.Stream<Round | null, unknown> =>
+    const progress = (productId: ProductId): Stream.Stream<Round | null, HttpClientError.HttpClientError | ParseResult.ParseError> =>
       HttpClient.filterStatusOk(http).get(new URL(`/admin/products/${productId}/notifications/stream`, options.baseUrl), {
         headers: { accept: "text/event-stream" }
       }).pipe(
