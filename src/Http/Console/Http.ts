@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises"
 const assets = [
   { path: "/", file: "index.html", contentType: "text/html; charset=utf-8" },
   { path: "/console/console.js", file: "console.js", contentType: "text/javascript; charset=utf-8" },
+  { path: "/console/chart.js", file: "chart.js", contentType: "text/javascript; charset=utf-8" },
   { path: "/console/console.css", file: "console.css", contentType: "text/css; charset=utf-8" }
 ] as const
 
