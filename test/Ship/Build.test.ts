@@ -17,6 +17,8 @@ import { repositoryRoot, runCommand } from "../support/Process.js"
 const dist = join(repositoryRoot, "dist")
 const manifest = JSON.parse(readFileSync(join(repositoryRoot, "package.json"), "utf8"))
 const adminToken = "build-test-admin-token"
+/** The cache npm was told to use (`npm test` passes it on as npm_config_cache), where the repository's install left every tarball. */
+const npmCache: Record<string, string> = process.env.npm_config_cache ? { npm_config_cache: process.env.npm_config_cache } : {}
 
 const filesUnder = (directory: string): Array<string> =>
   readdirSync(directory, { withFileTypes: true, recursive: true })
@@ -227,7 +229,7 @@ describe("the packed library (npm pack)", () => {
     // network where none is cached); the addon this repository's install built takes its place.
     const install = await runCommand("npm", ["ci", "--offline", "--ignore-scripts", "--no-audit", "--no-fund"], {
       cwd: project,
-      env: {},
+      env: npmCache,
       timeoutMs: 120_000
     })
     expect(install.code, `${install.stdout}\n${install.stderr}`).toBe(0)

@@ -1,7 +1,7 @@
 /**
- * The operator console (`GET /`): one static page, its script and its style,
- * read once from beside this module (the service runs from its sources) and
- * served as they are. The page calls the public API with the admin token the
+ * The operator console (`GET /`): one static page, its scripts and its style,
+ * read once from beside this module (in `src/` under tsx; in `dist/`, where
+ * `npm run build` copies them) and served as they are. The page calls the public API with the admin token the
  * operator pastes; nothing here knows about tokens.
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
