@@ -3,11 +3,12 @@
  * service on the database and Redis prefix it is given (instant notifier,
  * in-process limiter at `BENCH_LIMIT_PER_SECOND`), notes its resident set size once ready, sends the round of
  * product `BENCH_PRODUCT_ID` while sampling RSS and heap every 20 ms, and
- * prints one JSON line with what it saw.
+ * prints one JSON line with what it saw (and the curve, every 100 ms).
  *
  * Started by `bench/memory.ts` (not meant to be run by hand).
  */
 import { Effect, Logger, LogLevel, Redacted } from "effect"
+import { performance } from "node:perf_hooks"
 import type { DatabaseConfig } from "../src/Config.js"
 import * as Redis from "../src/Redis.js"
 import { timedRound } from "./support/Round.js"
@@ -34,11 +35,15 @@ const main = Effect.gen(function*() {
   // The live heap: what a full collection leaves, once a second. It grows with the subscribers
   // only if something is kept per subscriber; the peaks above also hold garbage not yet collected.
   const liveHeap: Array<number> = []
+  // The curve for the chart: [seconds since the round began, RSS MiB, heap used MiB], every 100 ms.
+  const curve: Array<readonly [number, number, number]> = [[0, mib(ready.rss), mib(ready.heapUsed)]]
+  const began = performance.now()
   let ticks = 0
   const sampler = setInterval(() => {
     const now = process.memoryUsage()
     peakRss = Math.max(peakRss, now.rss)
     peakHeap = Math.max(peakHeap, now.heapUsed)
+    if (ticks % 5 === 4) curve.push([(performance.now() - began) / 1000, mib(now.rss), mib(now.heapUsed)])
     if (++ticks % 50 === 0 && globalThis.gc !== undefined) {
       globalThis.gc()
       liveHeap.push(mib(process.memoryUsage().heapUsed))
@@ -55,6 +60,7 @@ const main = Effect.gen(function*() {
     peakHeapMiB: mib(peakHeap),
     maxLiveHeapMiB: liveHeap.length === 0 ? null : Math.max(...liveHeap),
     liveHeapMiB: liveHeap,
+    curve,
     // The kernel's own high-water mark of the whole process' life (start-up included).
     maxRssMiB: process.resourceUsage().maxRSS / 1024
   }

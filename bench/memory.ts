@@ -10,6 +10,7 @@
 import { Effect, Schema } from "effect"
 import * as Database from "../src/Repo/Database.js"
 import type { Bench } from "./support/Bench.js"
+import * as Chart from "./support/Chart.js"
 import { runScript } from "./support/Child.js"
 import * as Infra from "./support/Infra.js"
 import { fixed, table, target, thousands } from "./support/Measure.js"
@@ -38,7 +39,9 @@ const ChildReport = Schema.parseJson(Schema.Struct({
   peakHeapMiB: Schema.Number,
   maxLiveHeapMiB: Schema.NullOr(Schema.Number),
   liveHeapMiB: Schema.Array(Schema.Number),
-  maxRssMiB: Schema.Number
+  maxRssMiB: Schema.Number,
+  /** [seconds since the round began, RSS MiB, heap used MiB], every 100 ms. */
+  curve: Schema.Array(Schema.Tuple(Schema.Number, Schema.Number, Schema.Number))
 }))
 
 const oneRound = (subscribers: number) =>
@@ -64,12 +67,44 @@ const oneRound = (subscribers: number) =>
     return { subscribers, ...(yield* Schema.decodeUnknown(ChildReport)(lastLine)) }
   }).pipe(Effect.scoped)
 
+/** RSS and heap over each round's time, the two rounds side by side. */
+const memoryChart = (
+  rounds: ReadonlyArray<{ readonly subscribers: number; readonly curve: ReadonlyArray<readonly [number, number, number]> }>
+): Chart.Chart => ({
+  file: "memory.svg",
+  title: "Memory of a round of 20,000 and of 200,000 subscribers over its time",
+  spec: {
+    ...Chart.base,
+    title: {
+      text: `Memory over a round: ${rounds.map((r) => thousands(r.subscribers)).join(" vs ")} subscribers at ${thousands(limitPerSecond)}/s`,
+      subtitle: ["Each round in a fresh process, sampled every 100 ms from the trigger:", "resident set size (solid) and V8 heap used (dashed)."]
+    },
+    data: {
+      values: rounds.flatMap((r) =>
+        r.curve.flatMap(([seconds, rss, heap]) => [
+          { round: `${thousands(r.subscribers)} subscribers`, measure: "RSS", seconds, mib: rss },
+          { round: `${thousands(r.subscribers)} subscribers`, measure: "heap used", seconds, mib: heap }
+        ])
+      )
+    },
+    mark: { type: "line", strokeWidth: 1.5 },
+    encoding: {
+      x: { field: "seconds", type: "quantitative", title: "seconds since the round was triggered" },
+      y: { field: "mib", type: "quantitative", title: "MiB" },
+      color: { field: "round", type: "nominal", title: null, sort: null },
+      strokeDash: { field: "measure", type: "nominal", title: null, sort: ["RSS", "heap used"] },
+      detail: { field: "measure" }
+    }
+  }
+})
+
 export const run = Effect.gen(function*() {
   const rounds = yield* Effect.forEach(sizes, oneRound)
   const [small, large] = rounds as unknown as readonly [typeof rounds[0], typeof rounds[0]]
   const ratio = large.peakRssMiB / small.peakRssMiB
   const growth = (r: typeof small) => r.peakRssMiB - r.readyRssMiB
   return {
+    charts: [memoryChart(rounds)],
     sections: [
       table(
         ["subscribers", "status", "sent", "seconds", "msg/s", "RSS ready MiB", "peak RSS MiB", "kernel maxRSS MiB", "peak heap MiB", "live heap MiB (max after GC)", "RSS growth MiB"],

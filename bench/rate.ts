@@ -21,6 +21,8 @@ import { ProductId, RestockRound, UserId } from "../src/Domain/Ids.js"
 import { Notifier } from "../src/Notifier/Notifier.js"
 import * as Webhook from "../src/Notifier/Webhook.js"
 import type { Bench } from "./support/Bench.js"
+import * as Chart from "./support/Chart.js"
+import { slidingSecond } from "./support/Chart.js"
 import { bullmqLimiter, makeClient, pThrottleStrict } from "./support/Comparisons.js"
 import { profiled } from "./support/CpuProfile.js"
 import * as RemoteSender from "./support/RemoteSender.js"
@@ -66,6 +68,43 @@ const row = (
   fixed(cpuMs / figures.n, 2)
 ]
 
+/** Arrivals per sliding second over each run's time, the limit as a line. */
+const arrivalsChart = (series: ReadonlyArray<{ readonly approach: string; readonly arrivals: ReadonlyArray<number> }>): Chart.Chart => ({
+  file: "rate.svg",
+  title: `Arrivals at the sender per sliding second, ${limit}/s limit`,
+  spec: {
+    ...Chart.base,
+    title: {
+      text: `Arrivals at the sender per sliding second, limit ${limit}/s`,
+      subtitle: [
+        "Each point: the requests that reached the sender in the second starting there",
+        "(every second that starts at an arrival and ends inside the run)."
+      ]
+    },
+    layer: [
+      {
+        data: { values: series.flatMap(({ approach, arrivals }) => slidingSecond(arrivals).map((point) => ({ approach, ...point }))) },
+        mark: { type: "line", strokeWidth: 1.5, interpolate: "step-after" },
+        encoding: {
+          x: { field: "seconds", type: "quantitative", title: "start of the second, seconds since the run's first arrival" },
+          y: { field: "arrivals", type: "quantitative", title: "arrivals in that second", scale: { zero: false } },
+          color: { field: "approach", type: "nominal", title: null, sort: null, scale: { range: ["#1f77b4", "#ff7f0e", "#9467bd"] } }
+        }
+      },
+      {
+        data: { values: [{ limit }] },
+        mark: { type: "rule", color: "#d62728", strokeDash: [6, 4], strokeWidth: 1.5 },
+        encoding: { y: { field: "limit", type: "quantitative" } }
+      },
+      {
+        data: { values: [{ limit, label: `limit ${limit}/s` }] },
+        mark: { type: "text", align: "left", dx: 4, dy: -6, color: "#d62728", x: 0 },
+        encoding: { y: { field: "limit", type: "quantitative" }, text: { field: "label" } }
+      }
+    ]
+  }
+})
+
 /** CPU time of this process (not the sender's) while `effect` runs, in ms. */
 const cpuOf = <E, R>(effect: Effect.Effect<unknown, E, R>) =>
   Effect.suspend(() => {
@@ -99,7 +138,8 @@ export const run = Effect.gen(function*() {
     const { cpuMs, round: finished, seconds } = yield* timedRound(2)
     loopDelay.disable()
     const slotsDropped = (yield* Metric.value(rateLimitSlotsDropped)).count - droppedBefore
-    const figures = rateFigures(yield* sender.arrivalTimes, limit)
+    const arrivals = yield* sender.arrivalTimes
+    const figures = rateFigures(arrivals, limit)
     const seen = {
       sendMs: probe.sends.totalMs / probe.sends.count,
       sendMaxMs: probe.sends.maxMs,
@@ -125,7 +165,7 @@ export const run = Effect.gen(function*() {
         sentAt: new Date()
       }))
     const webhookCpu = yield* cpuOf(Effect.forEach(notifications, notifier.send, { concurrency: clientConcurrency, discard: true }))
-    return { cold, coldFigures, finished, seconds, cpuMs, figures, buckets, profiledRound, webhookCpu, seen }
+    return { cold, coldFigures, finished, seconds, cpuMs, arrivals, figures, buckets, profiledRound, webhookCpu, seen }
   }).pipe(
     Effect.provide(stack({
       database: db.config,
@@ -139,7 +179,8 @@ export const run = Effect.gen(function*() {
   say(`p-throttle strict: ${thousands(comparisonSends)} sends, ${workers} workers`)
   yield* sender.clearArrivals
   const pThrottleCpu = yield* cpuOf(pThrottleStrict(sender.url, { count: comparisonSends, workers, limit }))
-  const pThrottle = rateFigures(yield* sender.arrivalTimes, limit)
+  const pThrottleArrivals = yield* sender.arrivalTimes
+  const pThrottle = rateFigures(pThrottleArrivals, limit)
 
   say(`BullMQ worker limiter: ${thousands(comparisonSends)} jobs, concurrency ${workers}`)
   yield* sender.clearArrivals
@@ -151,7 +192,8 @@ export const run = Effect.gen(function*() {
     prefix: `${redis.prefix}bull`,
     done: sender.awaitArrivals(comparisonSends).pipe(Effect.zipRight(Effect.sleep("100 millis")))
   }))
-  const bullmq = rateFigures(yield* sender.arrivalTimes, limit)
+  const bullmqArrivals = yield* sender.arrivalTimes
+  const bullmq = rateFigures(bullmqArrivals, limit)
   const undiciCpu = yield* Effect.acquireUseRelease(
     Effect.sync(() => makeClient(sender.url)),
     (client) =>
@@ -166,6 +208,11 @@ export const run = Effect.gen(function*() {
   const ideal = (restock.figures.n - 1) / limit
   const { finished } = restock
   return {
+    charts: [arrivalsChart([
+      { approach: `restock, a running service's round (${thousands(restock.figures.n)} sends)`, arrivals: restock.arrivals },
+      { approach: `p-throttle 8.1 strict, 50 workers (${thousands(pThrottle.n)})`, arrivals: pThrottleArrivals },
+      { approach: `BullMQ 6.7 worker limiter, concurrency 50 (${thousands(bullmq.n)})`, arrivals: bullmqArrivals }
+    ])],
     sections: [
       table(
         ["approach", "sends", "worst second", "windows over 500", "efficiency", "span s", "trigger→done s", "ideal s", "CPU ms/send"],

@@ -3,13 +3,15 @@
  * runs the ones named. Each bench works on its own fresh database and Redis
  * key prefix, stops by itself within its time bound, and cleans up (databases
  * dropped, keys deleted, processes stopped) whether it finished, failed or
- * was interrupted (Ctrl-C). Figures go to stdout as Markdown tables; progress
- * to stderr. Exits 1 if a bench failed or missed a target.
+ * was interrupted (Ctrl-C). Figures go to stdout as Markdown tables, charts
+ * to `bench/charts/*.svg` (linked from stdout); progress to stderr. Exits 1
+ * if a bench failed or missed a target.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Duration, Effect, Exit, Logger, LogLevel } from "effect"
 import { cpus } from "node:os"
 import type { Bench } from "./support/Bench.js"
+import * as Chart from "./support/Chart.js"
 import { fixed, machineLoad, now, type Target } from "./support/Measure.js"
 
 const benches: ReadonlyArray<() => Promise<Bench>> = [
@@ -52,6 +54,10 @@ const main = Effect.gen(function*() {
     )
     if (Exit.isSuccess(exit)) {
       for (const section of exit.value.sections) print(`${section}\n`)
+      for (const chart of exit.value.charts ?? []) {
+        const written = yield* Effect.promise(() => Chart.write(chart))
+        print(`![${chart.title}](${written})\n`)
+      }
       for (const t of exit.value.targets) print(`- ${t.met ? "met" : "MISSED"}: ${t.what} (${t.measured})`)
       targets.push(...exit.value.targets)
     } else {

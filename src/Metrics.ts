@@ -33,6 +33,9 @@ export const rateLimitWait = Metric.histogram(
   secondsBoundaries,
   "Time a send waited for the global rate limit"
 )
+export const rateLimitPerSecond = Metric.gauge("restock_rate_limit_per_second", {
+  description: "The configured global send limit (RATE_LIMIT_PER_SECOND)"
+})
 export const rateLimitSlotsDropped = Metric.counter("restock_rate_limit_slots_dropped_total", {
   description: "Reserved send slots left unused: woken too late for them (a stalled event loop), or left over when sends stopped",
   incremental: true

@@ -39,3 +39,7 @@ export * as HttpServer from "./Http/Server.js"
 export * as Prometheus from "./Observability/Prometheus.js"
 export * as Tracing from "./Observability/Tracing.js"
 export * as Metrics from "./Metrics.js"
+
+// The HTTP API, and a typed client of it for programs that talk to restock over HTTP.
+export { Api } from "./Http/Api.js"
+export * as RestockClient from "./Http/Client.js"

@@ -79,6 +79,29 @@ const watchProgress = async (page: Page, done: (progress: Progress) => boolean, 
   }
 }
 
+interface DrawnChart {
+  readonly progress: ReadonlyArray<{ readonly t: number; readonly sent: number }>
+  readonly rate: ReadonlyArray<{ readonly t: number; readonly rate: number; readonly cy: number }>
+  readonly limit: number | null
+  readonly limitY: number | null
+}
+
+/** What the round chart draws, read back from its SVG elements. */
+const chartOf = (page: Page): Promise<DrawnChart> =>
+  page.locator("#round-chart-svg").evaluate((svg) => {
+    const numbers = (selector: string, fields: ReadonlyArray<string>) =>
+      Array.from(svg.querySelectorAll(selector)).map((element) =>
+        Object.fromEntries(fields.map((field) => [field, Number(element.getAttribute(field.startsWith("c") ? field : `data-${field}`))]))
+      )
+    const limit = svg.querySelector(".limit-line")
+    return {
+      progress: numbers(".progress-point", ["t", "sent"]),
+      rate: numbers(".rate-point", ["t", "rate", "cy"]),
+      limit: limit === null ? null : Number(limit.getAttribute("data-limit")),
+      limitY: limit === null ? null : Number(limit.getAttribute("y1"))
+    } as any
+  })
+
 /** The feed's notifications, as the page shows them. */
 const feedTexts = async (page: Page, userId: number) =>
   (await feedItems(page, userId).allTextContents()).filter((text) => text.includes(" is back: "))
@@ -190,6 +213,107 @@ describe("the operator console", () => {
         expect(texts[1]).toContain("Blue sneakers is back: round #2")
       }
     }), 180_000)
+
+  it("draws the round live: sends per second against the limit and progress, point for point from the progress events, and keeps the chart once the round is over", () =>
+    withPage(browser, async (page) => {
+      // Every progress event the page's own stream receives, recorded before the console handles it.
+      await page.addInitScript(() => {
+        const Native = window.EventSource
+        const seen: Array<unknown> = []
+        ;(window as any).progressEvents = seen
+        window.EventSource = class extends Native {
+          constructor(url: string | URL, init?: EventSourceInit) {
+            super(url, init)
+            if (String(url).includes("/notifications/stream")) {
+              this.addEventListener("progress", (event) => seen.push(JSON.parse((event as MessageEvent).data)))
+            }
+          }
+        }
+      })
+      await adminRequest(service, "PUT", "/admin/products/3", { name: "Green lamp", stock: 100 })
+      await adminRequest(service, "PUT", "/admin/products/4", { name: "Spare bulb", stock: 0 })
+      await subscribeMany(service, 3, 1, 100)
+      await signedIn(page, service)
+      await openProduct(page, "Green lamp")
+      await page.getByText("100 active subscribers").waitFor()
+
+      await restock(page)
+      const chart = page.getByRole("img", { name: "Round #1: sends per second and progress over the round's time" })
+      await chart.waitFor()
+      // While the round runs, the chart grows with it, and its last point is what the progress bar shows.
+      const growing: Array<number> = []
+      while (growing.length < 3) {
+        const snapshot = await chartOf(page)
+        const bar = await progressOf(progressBar(page))
+        if (bar.now === 100) break
+        const last = snapshot.progress.at(-1)
+        if (last !== undefined && last.sent === bar.now && last.sent > 0 && !growing.includes(snapshot.progress.length)) {
+          growing.push(snapshot.progress.length)
+        }
+        await page.waitForTimeout(100)
+      }
+      expect(growing.length, `the chart grew while the round ran: ${growing}`).toBeGreaterThanOrEqual(2)
+      await banner(page).getByText("Round #1 completed: 100 sends.").waitFor({ timeout: 20_000 })
+
+      const drawn = await chartOf(page)
+      const events = (await page.evaluate(() => (window as any).progressEvents as Array<any>))
+        .filter((round) => round !== null && round.restockRound === 1)
+      const final = events.at(-1)
+      expect(final.status).toBe("COMPLETED")
+      // Each point is an event's sends at its time since the round started, by the server's clock.
+      const fromEvents = events.map((round) => ({
+        t: (Date.parse(round.finishedAt ?? round.updatedAt) - Date.parse(round.startedAt)) / 1000,
+        sent: round.sentCount
+      }))
+      const key = (point: { t: number; sent: number }) => `${point.t}:${point.sent}`
+      const eventKeys = new Set(fromEvents.map(key))
+      for (const point of fromEvents) expect(drawn.progress.map(key)).toContain(key(point))
+      // Nothing else is drawn but the restock's own answer (the round as it opened, nothing sent yet).
+      const others = drawn.progress.filter((point) => !eventKeys.has(key(point)))
+      expect(others.every((point) => point.sent === 0), JSON.stringify(others)).toBe(true)
+      expect(others.length).toBeLessThanOrEqual(1)
+      expect(drawn.progress.at(-1)).toEqual(fromEvents.at(-1))
+      expect(drawn.progress.length).toBeGreaterThanOrEqual(4)
+      expect(drawn.progress.map((p) => p.t)).toEqual([...drawn.progress.map((p) => p.t)].sort((a, b) => a - b))
+      expect(drawn.progress.map((p) => p.sent)).toEqual([...drawn.progress.map((p) => p.sent)].sort((a, b) => a - b))
+
+      // The rate at each point: the sends since the earliest point at most a second before, over that time.
+      const expectedRates = drawn.progress.flatMap((point, i) => {
+        if (i === 0) return []
+        let from = 0
+        while (from < i - 1 && drawn.progress[from]!.t < point.t - 1) from++
+        const span = point.t - drawn.progress[from]!.t
+        return span > 0 ? [{ t: point.t, rate: (point.sent - drawn.progress[from]!.sent) / span }] : []
+      })
+      expect(drawn.rate.map((r) => r.t)).toEqual(expectedRates.map((r) => r.t))
+      drawn.rate.forEach((r, i) => expect(r.rate).toBeCloseTo(expectedRates[i]!.rate, 9))
+      // Of the right order: the round is sent at the limit.
+      const rates = drawn.rate.map((r) => r.rate).sort((a, b) => a - b)
+      const median = rates[Math.floor(rates.length / 2)]!
+      expect(median).toBeGreaterThan(Number(rateLimit) * 0.5)
+      expect(median).toBeLessThan(Number(rateLimit) * 1.25)
+      // Drawn where the figures say: higher is more, later is further right, the limit line at 50/s.
+      expect(drawn.limit).toBe(Number(rateLimit))
+      const byRate = [...drawn.rate].sort((a, b) => a.rate - b.rate)
+      for (let i = 1; i < byRate.length; i++) {
+        if (byRate[i]!.rate > byRate[i - 1]!.rate) expect(byRate[i]!.cy).toBeLessThanOrEqual(byRate[i - 1]!.cy)
+      }
+      // (Coordinates are written to a tenth of a unit.)
+      const limitAt = drawn.limitY!
+      for (const r of drawn.rate) {
+        if (r.rate > Number(rateLimit)) expect(r.cy).toBeLessThanOrEqual(limitAt + 0.05)
+        if (r.rate < Number(rateLimit)) expect(r.cy).toBeGreaterThanOrEqual(limitAt - 0.05)
+      }
+
+      // A finished round keeps its chart: after the stream ends and reconnects, and after opening another product and back.
+      await page.waitForTimeout(2000)
+      expect(await chartOf(page)).toEqual(drawn)
+      await openProduct(page, "Spare bulb")
+      expect(await chart.isVisible()).toBe(false)
+      await openProduct(page, "Green lamp")
+      await chart.waitFor()
+      expect((await chartOf(page)).progress).toEqual(drawn.progress)
+    }), 120_000)
 
   it("shows the sold-out banner when the stock is set to 0 during a round", () =>
     withPage(browser, async (page) => {

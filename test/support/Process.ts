@@ -16,7 +16,7 @@ export interface Finished {
 }
 
 /** Runs `command` with `env` added to a clean environment; kills it after `timeoutMs`. */
-const run = (
+export const runCommand = (
   command: string,
   args: ReadonlyArray<string>,
   options: { readonly cwd: string; readonly env: Record<string, string>; readonly timeoutMs: number }
@@ -41,8 +41,8 @@ const run = (
 
 /** Runs a TypeScript entry point of the repository, e.g. `src/main.ts`. */
 export const runEntry = (entry: string, env: Record<string, string>, timeoutMs = 30_000): Promise<Finished> =>
-  run(process.execPath, ["--import", "tsx", entry], { cwd: repositoryRoot, env, timeoutMs })
+  runCommand(process.execPath, ["--import", "tsx", entry], { cwd: repositoryRoot, env, timeoutMs })
 
 /** Runs a bash script (with `-euo pipefail`) in `cwd`. */
 export const runBash = (script: string, cwd: string, timeoutMs = 30_000): Promise<Finished> =>
-  run("bash", ["-euo", "pipefail", "-c", script], { cwd, env: {}, timeoutMs })
+  runCommand("bash", ["-euo", "pipefail", "-c", script], { cwd, env: {}, timeoutMs })

@@ -11,6 +11,7 @@
  */
 import { Config, type ConfigError, Effect, Layer, Ref } from "effect"
 import {
+  announced,
   defaultMargin,
   latenessToleranceMicros,
   makeLateStartGuard,
@@ -50,7 +51,7 @@ export const make = (options: Options): Effect.Effect<RateLimiterShape> =>
     return { acquire, limitPerSecond: options.limitPerSecond } satisfies RateLimiterShape
   })
 
-export const layer = (options: Options): Layer.Layer<RateLimiter> => Layer.effect(RateLimiter, make(options))
+export const layer = (options: Options): Layer.Layer<RateLimiter> => Layer.effect(RateLimiter, announced(make(options)))
 
 export const layerConfig = (options: Config.Config.Wrap<Options>): Layer.Layer<RateLimiter, ConfigError.ConfigError> =>
-  Layer.effect(RateLimiter, Effect.flatMap(Config.unwrap(options), make))
+  Layer.effect(RateLimiter, announced(Effect.flatMap(Config.unwrap(options), make)))

@@ -11,7 +11,7 @@
  */
 import { Clock, Context, Duration, Effect, Metric } from "effect"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
-import { rateLimitSlotsDropped } from "../../Metrics.js"
+import { rateLimitPerSecond, rateLimitSlotsDropped } from "../../Metrics.js"
 
 export interface RateLimiterShape {
   /** Waits (through `Clock`) until a send may start, and claims that start. */
@@ -21,6 +21,14 @@ export interface RateLimiterShape {
 }
 
 export class RateLimiter extends Context.Tag("restock/RateLimiter")<RateLimiter, RateLimiterShape>() {}
+
+/**
+ * A limiter that, once built, shows its limit as the gauge
+ * `restock_rate_limit_per_second`: what a dashboard draws its sends against,
+ * and the line of the console's round chart.
+ */
+export const announced = <E, R>(limiter: Effect.Effect<RateLimiterShape, E, R>): Effect.Effect<RateLimiterShape, E, R> =>
+  Effect.tap(limiter, (built) => Metric.set(rateLimitPerSecond, built.limitPerSecond))
 
 /**
  * The spacing between two starts, in microseconds. The margin absorbs the

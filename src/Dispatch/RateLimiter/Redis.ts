@@ -15,6 +15,7 @@ import { Config, type ConfigError, Effect, Layer } from "effect"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
 import { luaScript, RedisConnection, type RedisConnectionShape } from "../../Redis.js"
 import {
+  announced,
   defaultMargin,
   latenessToleranceMicros,
   makeLateStartGuard,
@@ -115,9 +116,9 @@ export const make = (options: Options): Effect.Effect<RateLimiterShape, never, R
   })
 
 export const layer = (options: Options): Layer.Layer<RateLimiter, never, RedisConnection> =>
-  Layer.effect(RateLimiter, make(options))
+  Layer.effect(RateLimiter, announced(make(options)))
 
 export const layerConfig = (
   options: Config.Config.Wrap<Options>
 ): Layer.Layer<RateLimiter, ConfigError.ConfigError, RedisConnection> =>
-  Layer.effect(RateLimiter, Effect.flatMap(Config.unwrap(options), make))
+  Layer.effect(RateLimiter, announced(Effect.flatMap(Config.unwrap(options), make)))

@@ -1,7 +1,7 @@
 /**
- * The operator console (`GET /`): one static page, its script and its style,
- * read once from beside this module (the service runs from its sources) and
- * served as they are. The page calls the public API with the admin token the
+ * The operator console (`GET /`): one static page, its scripts and its style,
+ * read once from beside this module (in `src/` under tsx; in `dist/`, where
+ * `npm run build` copies them) and served as they are. The page calls the public API with the admin token the
  * operator pastes; nothing here knows about tokens.
  */
 import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises"
 const assets = [
   { path: "/", file: "index.html", contentType: "text/html; charset=utf-8" },
   { path: "/console/console.js", file: "console.js", contentType: "text/javascript; charset=utf-8" },
+  { path: "/console/chart.js", file: "chart.js", contentType: "text/javascript; charset=utf-8" },
   { path: "/console/console.css", file: "console.css", contentType: "text/css; charset=utf-8" }
 ] as const
 

@@ -1,6 +1,8 @@
 // The operator console: plain DOM and fetch/EventSource against the service's
 // own HTTP API, nothing else. Text from the server is only ever set as text.
 
+import { drawRoundChart, progressPoint } from "./chart.js"
+
 const $ = (id) => document.getElementById(id)
 const tokenKey = "restock.adminToken"
 const shoppersKey = "restock.shoppers"
@@ -20,7 +22,11 @@ const state = {
   /** The open product: its summary, rounds and live progress. */
   product: null,
   /** userId → { userId, token, subscriptions: Set, seen: Set, items: [], source, element } */
-  shoppers: new Map()
+  shoppers: new Map(),
+  /** "productId:restockRound" → the round's progress points `{ t, sent }`, kept for the page's life. */
+  charts: new Map(),
+  /** The service's send limit per second (from /metrics), or null until known. */
+  rateLimit: null
 }
 
 // ---------------------------------------------------------------------------
@@ -167,6 +173,19 @@ function showConsole() {
   $("sign-out").hidden = false
   loadProducts()
   restoreShoppers()
+  loadRateLimit()
+}
+
+/** The configured limit, which the round chart draws as a line: `restock_rate_limit_per_second` on /metrics. */
+async function loadRateLimit() {
+  try {
+    const response = await fetch("/metrics")
+    const value = /^restock_rate_limit_per_second(?:\{[^}]*\})? (\S+)$/m.exec(await response.text())?.[1]
+    state.rateLimit = value === undefined ? null : Number(value)
+    if (state.product !== null) showLive()
+  } catch {
+    // Without it the chart has no limit line; nothing else depends on it.
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -371,11 +390,30 @@ function onProgress(round) {
   if (!isNewRound && Date.parse(round.updatedAt) < Date.parse(previous.updatedAt)) return
   if (isNewRound || previous.status !== round.status) product.samples = []
   product.live = round
+  recordPoint(product.id, round)
   product.samples.push({ at: performance.now(), sent: round.sentCount })
   product.samples = product.samples.filter((sample) => sample.at > performance.now() - 3000)
   showLive()
   if (isNewRound || previous.status !== round.status) attempt(refreshProduct)
   else if (round.status === "IN_PROGRESS") updateRoundRow(round)
+}
+
+/** Adds the round's state to its chart, unless it moves nothing (the same instant and count) or is older. */
+function recordPoint(productId, round) {
+  const key = `${productId}:${round.restockRound}`
+  const points = state.charts.get(key) ?? []
+  state.charts.set(key, points)
+  const point = progressPoint(round)
+  const last = points[points.length - 1]
+  if (last !== undefined && (point.t < last.t || (point.t === last.t && point.sent === last.sent))) return
+  points.push(point)
+}
+
+function showChart(product, round, total) {
+  const points = state.charts.get(`${product.id}:${round.restockRound}`) ?? []
+  $("round-chart").hidden = points.length === 0
+  if (points.length === 0) return
+  drawRoundChart($("round-chart-svg"), { points, limit: state.rateLimit, total, restockRound: round.restockRound })
 }
 
 function updateRoundRow(round) {
@@ -408,6 +446,7 @@ function showLive() {
   progress.querySelector(".fill").style.width = `${Math.min(100, fraction * 100).toFixed(1)}%`
   $("live-title").replaceChildren(`Round #${round.restockRound} `, statusChip(round.status))
   $("live-count").textContent = `${number(round.sentCount)} of ${number(total)} sent`
+  showChart(product, round, total)
   if (round.status === "IN_PROGRESS") {
     const rate = currentRate(product.samples)
     $("live-rate").textContent = rate === null ? "" : `${rate.toFixed(1)} sends/s`
