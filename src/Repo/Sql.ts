@@ -11,13 +11,14 @@
 import { SqlClient, SqlError, type Statement } from "@effect/sql"
 import { Chunk, Clock, Effect, Layer, Option, Schema, Stream } from "effect"
 import { Delivery, type DeliveryRecord, Recipient } from "../Domain/Delivery.js"
-import { LeaseLost, NothingToResume, ProductNotFound, RoundInProgress, StorageUnavailable } from "../Domain/Errors.js"
+import { HistoryPruned, LeaseLost, NothingToResume, ProductNotFound, RoundInProgress, StorageUnavailable } from "../Domain/Errors.js"
 import { type ProductId, RestockRound, SubscriptionId, UserId } from "../Domain/Ids.js"
 import { Product, stockStatusOf } from "../Domain/Product.js"
 import { Round } from "../Domain/Round.js"
 import { type Subscriber, Subscription } from "../Domain/Subscription.js"
 import { detect, type Dialect, violatesOneRoundInProgress } from "./Dialect.js"
 import { type Lease, type Page, type ProductSummary, Repo, type RepoShape } from "./Repo.js"
+import { makeRetention } from "./SqlRetention.js"
 import {
   CountRow,
   decodeAll,
@@ -605,6 +606,11 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
 
     const recipients: RepoShape["recipients"] = (productId, restockRound, { afterId, limit }) =>
       Effect.gen(function*() {
+        // Set with the delete of any of the round's records, in its transaction (SqlRetention.ts):
+        // a page of a pruned round would pass for the whole list, so none is answered.
+        const [flag] = yield* sql<{ readonly pruned: number }>`SELECT records_pruned AS pruned FROM product_notification_history
+          WHERE product_id = ${productId} AND restock_round = ${restockRound}`
+        if (flag !== undefined && Number(flag.pruned) === 1) return yield* HistoryPruned.of(productId, restockRound)
         const pageSize = limitOf(limit)
         const rows = yield* queries.recipients(productId, restockRound, afterId ?? 0, pageSize + 1).pipe(
           Effect.flatMap(decodeAll(RecipientRow))
@@ -627,7 +633,10 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
       orUnavailable("ping")
     )
 
+    const retention = makeRetention(sql, dialect, { transaction, orUnavailable })
+
     return Repo.of({
+      ...retention,
       upsertProduct,
       getProduct,
       setStock,
