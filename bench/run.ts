@@ -17,10 +17,11 @@ const benches: ReadonlyArray<() => Promise<Bench>> = [
   () => import("./throughput.js").then((module) => module.bench),
   () => import("./memory.js").then((module) => module.bench),
   () => import("./sse.js").then((module) => module.bench),
-  () => import("./cluster.js").then((module) => module.bench)
+  () => import("./cluster.js").then((module) => module.bench),
+  () => import("./history.js").then((module) => module.bench)
 ]
 
-const known = ["rate", "throughput", "memory", "sse", "cluster"] as const
+const known = ["rate", "throughput", "memory", "sse", "cluster", "history"] as const
 
 const print = (text: string) => process.stdout.write(`${text}\n`)
 
