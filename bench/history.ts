@@ -250,8 +250,11 @@ export const run = Effect.gen(function*() {
     say(`pruning the oldest ${thousands(prunedAlone)} records alone`)
     const aloneCutoff = yield* cutoffAt(prunedAlone)
     const aloneStarted = now()
-    const alonePass = yield* (yield* Pruner.make(Pruner.settingsFor(retentionFor(aloneCutoff)))).pass
+    const alonePruner = yield* Pruner.make(Pruner.settingsFor(retentionFor(aloneCutoff)))
+    const alonePass = yield* alonePruner.pass
     const aloneSeconds = (now() - aloneStarted) / 1000
+    // As a shutdown does: the next pruner takes the lease at once.
+    yield* alonePruner.release
 
     // ---- rounds of 5,000 at 500/s: warm-up, without pruning, while pruning
     yield* seedProduct({ productId: 9_001, subscribers: 1_000, firstUserId: 5_000_001 })
