@@ -16,10 +16,12 @@
  * so they neither fight over rows nor double the work. A holder that dies
  * stops extending it and another instance takes over once it lapses.
  *
- * Never disturbs a running round: a batch is one short transaction on the
- * oldest rows (a running round's rows are the newest, and its round row is
- * never touched), and the pruner pauses between batches, so it takes a
- * bounded share of the database.
+ * Beside a running round: a batch is one short transaction on the oldest
+ * rows (a running round's rows are the newest, and its round row is never
+ * touched: it is kept), and the pruner pauses between batches, so it takes a
+ * bounded share of the database. The round's limit holds; its efficiency
+ * does drop while the pruner works (the `history` bench measures by how
+ * much): `pauseBetweenBatches` is the knob.
  *
  * Crash-safe: a batch's delete, its rounds' `records_pruned` and the
  * watermark commit together (`Repo.pruneHistory`); a pruner killed mid-batch
