@@ -110,6 +110,8 @@ export const make = (settings: PrunerSettings): Effect.Effect<PrunerShape, never
     const prune = (startedAt: Date) =>
       Effect.gen(function*() {
         const cutoff = new Date(startedAt.getTime() - Duration.toMillis(settings.retention))
+        // The Repo caps a batch at 1,000: a larger setting would read as "the pass is done" after one batch.
+        const batchSize = Math.min(settings.batchSize, maxPruneBatch)
         let after: PruneCursor | null = null
         let deleted = 0
         let batches = 0
@@ -119,7 +121,7 @@ export const make = (settings: PrunerSettings): Effect.Effect<PrunerShape, never
           const batch: PrunedBatch = yield* repo.pruneHistory(owner, {
             cutoff,
             after,
-            limit: settings.batchSize,
+            limit: batchSize,
             leaseExpiresAt: plus(now, settings.leaseDuration)
           })
           batches += 1
@@ -127,7 +129,7 @@ export const make = (settings: PrunerSettings): Effect.Effect<PrunerShape, never
           prunedThrough = batch.prunedThrough
           if (batch.deleted > 0) yield* Metric.incrementBy(Metrics.historyRowsPruned, batch.deleted)
           // Fewer than a batch: every record expired at the cutoff has been looked at.
-          if (batch.examined < settings.batchSize) break
+          if (batch.examined < batchSize) break
           // Records kept (a resumable round's) stay behind the cursor for the rest of the pass.
           after = batch.last
           if (batch.deleted > 0) yield* Effect.sleep(settings.pauseBetweenBatches)
