@@ -3,7 +3,7 @@
  * An empty variable counts as unset. A bad value fails with a `ConfigError`
  * naming the variable; `main.ts` prints it as one line and exits non-zero.
  */
-import { Config, ConfigError, Either, Option, Redacted } from "effect"
+import { Config, ConfigError, Duration, Either, Option, Redacted } from "effect"
 
 /** Where the data lives: the embedded SQLite file, or a MySQL/MariaDB server. */
 export type DatabaseConfig =
@@ -101,6 +101,34 @@ export const notifier: Config.Config<NotifierConfig> = Config.all({
   })
 )
 
+const durationUnits = { d: 86_400, h: 3_600, m: 60, s: 1 } as const
+
+/**
+ * A duration as operators write it (SPEC §5): a whole number and one unit,
+ * `90d`, `12h`, `30m`, `45s`. At least a second: the pruner's schedule is a
+ * tenth of it, and records are kept to the millisecond.
+ */
+export const parseRetention = (raw: string): Either.Either<Duration.Duration, string> => {
+  const match = /^([0-9]{1,9})([dhms])$/.exec(raw)
+  if (match === null) return Either.left(`expected a duration such as 90d, 12h, 30m or 45s, got "${raw}"`)
+  const seconds = Number(match[1]) * durationUnits[match[2] as keyof typeof durationUnits]
+  return seconds >= 1 ? Either.right(Duration.seconds(seconds)) : Either.left(`expected a duration of at least 1s, got "${raw}"`)
+}
+
+/** How long delivery records are kept (SPEC §3.15); unset or empty: forever. */
+export const historyRetention: Config.Config<Option.Option<Duration.Duration>> = optionalString("HISTORY_RETENTION").pipe(
+  Config.mapOrFail((raw) =>
+    Option.match(raw, {
+      onNone: () => Either.right(Option.none()),
+      onSome: (value) =>
+        parseRetention(value.trim()).pipe(
+          Either.map(Option.some),
+          Either.mapLeft((why) => ConfigError.InvalidData(["HISTORY_RETENTION"], why))
+        )
+    })
+  )
+)
+
 /** Everything `main.ts` needs to compose the service. */
 export const AppConfig = Config.all({
   port: withFallback("PORT", 8080, integerIn(0, 65535)),
@@ -117,6 +145,7 @@ export const AppConfig = Config.all({
   // long after a crash its round becomes resumable. Shorter detects a dead instance sooner
   // but lets a stalled one (a long GC or database pause) lose its round.
   leaseSeconds: withFallback("LEASE_SECONDS", 10, integerIn(1, 3600)),
+  historyRetention,
   adminToken: optionalString("ADMIN_TOKEN").pipe(Config.map(Option.map(Redacted.make))),
   jwtSecret: optionalString("JWT_SECRET").pipe(Config.map(Option.map(Redacted.make))),
   logFormat: withFallback("LOG_FORMAT", "pretty" as "pretty" | "json", (raw) =>

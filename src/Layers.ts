@@ -22,6 +22,7 @@ import * as WebhookNotifier from "./Notifier/Webhook.js"
 import * as Redis from "./Redis.js"
 import * as Database from "./Repo/Database.js"
 import type { Repo } from "./Repo/Repo.js"
+import * as Pruner from "./Retention/Pruner.js"
 import * as SqlRepo from "./Repo/Sql.js"
 import * as StockCacheMemory from "./StockCache/Memory.js"
 import * as StockCacheRedis from "./StockCache/Redis.js"
@@ -80,8 +81,13 @@ export const servicesWith = (
     retries: config.notifierRetries,
     leaseDuration: Duration.seconds(config.leaseSeconds)
   })
-  return RestockLive.layer.pipe(
-    Layer.provideMerge(Layer.mergeAll(shared, notifierLayer, settings)),
-    Layer.provideMerge(storage)
-  )
+  // HISTORY_RETENTION set: the pruner runs in the background of every instance (they share one lease).
+  const retention = Option.match(config.historyRetention, {
+    onNone: () => Layer.empty,
+    onSome: (retention) => Layer.discard(Pruner.layer(Pruner.settingsFor(retention)))
+  })
+  return Layer.merge(
+    RestockLive.layer.pipe(Layer.provideMerge(Layer.mergeAll(shared, notifierLayer, settings))),
+    retention
+  ).pipe(Layer.provideMerge(storage))
 }

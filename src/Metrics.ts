@@ -65,6 +65,14 @@ export const sseSlowClientsDropped = Metric.counter("restock_sse_slow_clients_dr
   incremental: true
 })
 
+export const historyRowsPruned = Metric.counter("restock_history_rows_pruned_total", {
+  description: "Delivery records deleted by the retention (HISTORY_RETENTION)",
+  incremental: true
+})
+export const historyOldestRecordAge = Metric.gauge("restock_history_oldest_record_age_seconds", {
+  description: "Age of the oldest delivery record kept (0 when there is none); above HISTORY_RETENTION plus its pruning delay, records are kept for a resumable round or the pruner is behind"
+})
+
 /**
  * Runs `effect` and records its duration (Clock time, in seconds) in
  * `histogram` when it succeeds or fails (not when interrupted). On the send

@@ -29,6 +29,8 @@ export * as WebhookNotifier from "./Notifier/Webhook.js"
 export * as SseNotifier from "./Notifier/Sse.js"
 export * as RecordingNotifier from "./Notifier/Recording.js"
 export * as Redis from "./Redis.js"
+// The history retention (HISTORY_RETENTION): `Layers.services` runs it when configured.
+export * as Pruner from "./Retention/Pruner.js"
 
 // Configuration and the composition `main.ts` uses.
 export * as Config from "./Config.js"

@@ -81,6 +81,11 @@ const memoryRepo = (subscribers: number, pageSize: number): RepoShape => {
     leaseOf: unused,
     recipients: unused,
     deliveriesOfUser: unused,
+    claimPruning: unused,
+    releasePruning: unused,
+    pruneHistory: unused,
+    prunedThrough: unused(),
+    oldestRecordSentAt: unused(),
     ping: Effect.void
   } as RepoShape
 }

@@ -58,6 +58,25 @@ export class NothingToResume extends Schema.TaggedError<NothingToResume>()(
   }
 }
 
+/**
+ * Some records of a round were deleted by the retention (SPEC §3.16): its
+ * recipients can no longer be listed in full, and a partial list would read
+ * as the whole. The round itself is kept.
+ */
+export class HistoryPruned extends Schema.TaggedError<HistoryPruned>()(
+  "HistoryPruned",
+  { productId: ProductId, restockRound: RestockRound, message: Schema.String },
+  HttpApiSchema.annotations({ status: 410 })
+) {
+  static of(productId: ProductId, restockRound: RestockRound) {
+    return new HistoryPruned({
+      productId,
+      restockRound,
+      message: `the recipients of round ${restockRound} of product ${productId} were pruned (HISTORY_RETENTION)`
+    })
+  }
+}
+
 /** The database or Redis could not be reached or answered with an error. */
 export class StorageUnavailable extends Schema.TaggedError<StorageUnavailable>()(
   "StorageUnavailable",

@@ -84,7 +84,9 @@ const registerSeries = Effect.all(
     Metrics.deliveriesRecorded,
     Metrics.sseConnections,
     ...["live", "replayed"].map((kind) => Metric.tagged(Metrics.sseEventsDelivered, "kind", kind)),
-    Metrics.sseSlowClientsDropped
+    Metrics.sseSlowClientsDropped,
+    Metrics.historyRowsPruned,
+    Metrics.historyOldestRecordAge
   ].map((metric) => Metric.value(metric as Metric.Metric<unknown, never, unknown>)),
   { discard: true }
 )

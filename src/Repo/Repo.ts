@@ -6,9 +6,10 @@
  * reached; the round-writing methods are fenced by the dispatcher's lease and
  * fail with `LeaseLost` when another dispatcher took the round over.
  */
-import { Context, type Effect, type Option, type Stream } from "effect"
+import { Context, Data, type Effect, type Option, type Stream } from "effect"
 import type { Delivery, DeliveryRecord, Recipient } from "../Domain/Delivery.js"
 import type {
+  HistoryPruned,
   LeaseLost,
   NothingToResume,
   ProductNotFound,
@@ -46,6 +47,26 @@ export interface RecordedBatch {
   /** The round after the batch: `sentCount`, `lastSentUserId`, `updatedAt`. */
   readonly round: Round
 }
+
+/** Where a pruning pass has got to: the last record it looked at, in `(sent_at, id)` order. */
+export interface PruneCursor {
+  readonly sentAt: Date
+  readonly id: number
+}
+
+export interface PrunedBatch {
+  /** Expired records read (at most the limit); fewer than the limit: the pass reached the cutoff. */
+  readonly examined: number
+  /** Of those, the ones deleted (the others belong to rounds that can still be resumed). */
+  readonly deleted: number
+  /** Where the next batch of the pass starts; `null` when nothing was read. */
+  readonly last: PruneCursor | null
+  /** The highest delivery id pruned so far, this batch included. */
+  readonly prunedThrough: number
+}
+
+/** Another instance holds the pruning lease (or it lapsed and was taken): this pruner must stop. */
+export class PruningLeaseLost extends Data.TaggedError("PruningLeaseLost")<{ readonly owner: string }> {}
 
 export interface RepoShape {
   // ---- products
@@ -168,17 +189,53 @@ export interface RepoShape {
   ) => Effect.Effect<Option.Option<Lease>, StorageUnavailable>
 
   // ---- deliveries
-  /** Who received a round, in send (history id) order, paged by history id. */
+  /**
+   * Who received a round, in send (history id) order, paged by history id;
+   * `HistoryPruned` if the retention deleted any of the round's records.
+   */
   readonly recipients: (
     productId: ProductId,
     restockRound: RestockRound,
     options: { readonly afterId: DeliveryId | null; readonly limit: number }
-  ) => Effect.Effect<Page<Recipient>, StorageUnavailable>
+  ) => Effect.Effect<Page<Recipient>, HistoryPruned | StorageUnavailable>
   /** A user's deliveries with an id greater than `afterId`, in id order (SSE replay). */
   readonly deliveriesOfUser: (
     userId: UserId,
     options: { readonly afterId: DeliveryId | null; readonly limit: number }
   ) => Effect.Effect<ReadonlyArray<Delivery>, StorageUnavailable>
+
+  // ---- retention (SPEC §3.15–§3.16)
+  /**
+   * Takes or renews the pruning lease (one row shared by every instance) if
+   * it is free, lapsed before `now`, or already `lease.owner`'s; answers
+   * whether `lease.owner` holds it now.
+   */
+  readonly claimPruning: (lease: Lease, now: Date) => Effect.Effect<boolean, StorageUnavailable>
+  /** Gives the lease up (shutdown), so that another instance prunes at once. */
+  readonly releasePruning: (owner: string) => Effect.Effect<void, StorageUnavailable>
+  /**
+   * One batch, in one transaction fenced by the lease (which it extends to
+   * `leaseExpiresAt`): reads up to `limit` records with `sent_at < cutoff`
+   * after `after`, oldest first, through `ix_history_sent_at`; deletes those
+   * not of a round that can still be resumed (its product's latest,
+   * `IN_PROGRESS` or `CANCELED_BY_ERROR`); flags their rounds
+   * `records_pruned`; moves `pruned_through` up to the highest id deleted.
+   * All of it commits or none: a pruner killed mid-batch leaves no record
+   * deleted without the watermark and flag that say so.
+   */
+  readonly pruneHistory: (
+    owner: string,
+    options: {
+      readonly cutoff: Date
+      readonly after: PruneCursor | null
+      readonly limit: number
+      readonly leaseExpiresAt: Date
+    }
+  ) => Effect.Effect<PrunedBatch, PruningLeaseLost | StorageUnavailable>
+  /** The highest delivery id pruned so far (0: none), as every instance sees it. */
+  readonly prunedThrough: Effect.Effect<number, StorageUnavailable>
+  /** When the oldest delivery record kept was sent (`None`: no records). */
+  readonly oldestRecordSentAt: Effect.Effect<Option.Option<Date>, StorageUnavailable>
 
   /** Answers when the database does (readiness). */
   readonly ping: Effect.Effect<void, StorageUnavailable>

@@ -11,13 +11,14 @@
 import { SqlClient, SqlError, type Statement } from "@effect/sql"
 import { Chunk, Clock, Effect, Layer, Option, Schema, Stream } from "effect"
 import { Delivery, type DeliveryRecord, Recipient } from "../Domain/Delivery.js"
-import { LeaseLost, NothingToResume, ProductNotFound, RoundInProgress, StorageUnavailable } from "../Domain/Errors.js"
+import { HistoryPruned, LeaseLost, NothingToResume, ProductNotFound, RoundInProgress, StorageUnavailable } from "../Domain/Errors.js"
 import { type ProductId, RestockRound, SubscriptionId, UserId } from "../Domain/Ids.js"
 import { clampStock, Product, stockStatusOf } from "../Domain/Product.js"
 import { Round } from "../Domain/Round.js"
 import { type Subscriber, Subscription } from "../Domain/Subscription.js"
 import { detect, type Dialect, violatesOneRoundInProgress } from "./Dialect.js"
 import { type Lease, type Page, type ProductSummary, Repo, type RepoShape } from "./Repo.js"
+import { makeRetention } from "./SqlRetention.js"
 import {
   CountRow,
   decodeAll,
@@ -111,10 +112,17 @@ export const hotPathQueries = (sql: SqlClient.SqlClient) => ({
       WHERE h.user_id = ${userId} AND h.id > ${afterId}
       ORDER BY h.id
       LIMIT ${sql.literal(String(limitOf(limit)))}`,
-  /** The rows of a recorded batch: `uq_delivery`, one probe per user. */
+  /**
+   * The rows of a recorded batch: `uq_delivery`, one probe per user. Named on
+   * MySQL: `ix_recipients_in_order` covers these columns too, and reading the
+   * whole round through it would look cheaper to the optimizer in a round of
+   * a few thousand (SQLite's planner takes the unique index by itself).
+   */
   recordedDeliveries: (productId: number, restockRound: number, userIds: ReadonlyArray<number>) =>
     sql`SELECT h.id, h.user_id AS userId, h.sent_at AS sentAt
-      FROM product_user_notification_history h
+      FROM product_user_notification_history h ${
+      sql.literal(sql.onDialectOrElse({ mysql: () => "FORCE INDEX (uq_delivery)", orElse: () => "" }))
+    }
       WHERE h.product_id = ${productId} AND h.restock_round = ${restockRound} AND h.user_id IN ${sql.in(userIds)}`
 })
 
@@ -616,6 +624,11 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
 
     const recipients: RepoShape["recipients"] = (productId, restockRound, { afterId, limit }) =>
       Effect.gen(function*() {
+        // Set with the delete of any of the round's records, in its transaction (SqlRetention.ts):
+        // a page of a pruned round would pass for the whole list, so none is answered.
+        const [flag] = yield* sql<{ readonly pruned: number }>`SELECT records_pruned AS pruned FROM product_notification_history
+          WHERE product_id = ${productId} AND restock_round = ${restockRound}`
+        if (flag !== undefined && Number(flag.pruned) === 1) return yield* HistoryPruned.of(productId, restockRound)
         const pageSize = limitOf(limit)
         const rows = yield* queries.recipients(productId, restockRound, afterId ?? 0, pageSize + 1).pipe(
           Effect.flatMap(decodeRecipients)
@@ -638,7 +651,10 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
       orUnavailable("ping")
     )
 
+    const retention = makeRetention(sql, dialect, { transaction, orUnavailable })
+
     return Repo.of({
+      ...retention,
       upsertProduct,
       getProduct,
       setStock,

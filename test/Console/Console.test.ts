@@ -6,6 +6,8 @@
  */
 import { Effect, Exit, Scope } from "effect"
 import type { Locator, Page } from "playwright-core"
+import * as Reactivity from "@effect/experimental/Reactivity"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Sender from "../support/Sender.js"
 import {
@@ -390,4 +392,50 @@ describe("the operator console with a failing sender", () => {
       const delivered = sender.arrivals().filter((arrival) => arrival.status === 200).map((arrival) => arrival.userId)
       expect([...delivered].sort((a, b) => a! - b!)).toEqual(Array.from({ length: 40 }, (_, index) => index + 1))
     }), 120_000)
+})
+
+describe("the operator console with a history retention", () => {
+  let service: RunningService
+  let browser: Browser
+
+  beforeAll(async () => {
+    browser = await launchBrowser()
+    // 45 s: a pass about every second; the test ages the records instead of waiting for them to expire.
+    service = await startService({ env: { RATE_LIMIT_PER_SECOND: rateLimit, HISTORY_RETENTION: "45s" } })
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await service?.stop()
+  })
+
+  it("says a round's recipients were pruned instead of showing an empty list", () =>
+    withPage(browser, async (page) => {
+      await adminRequest(service, "PUT", "/admin/products/1", { name: "Red kettle", stock: 100 })
+      await subscribeMany(service, 1, 1, 5)
+      await adminRequest(service, "POST", "/products/1/notifications/re-stock")
+      await expect.poll(async () => (await adminRequest(service, "GET", "/products/1/notifications/1")).status, {
+        timeout: 10_000
+      }).toBe("COMPLETED")
+      // The records are made old (the service's own clock would take 45 s); the next pass prunes them.
+      const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000).toISOString()
+      await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const sql = yield* SqliteClient.make({ filename: service.databaseFile })
+        yield* sql`PRAGMA busy_timeout = 5000`
+        yield* sql`UPDATE product_user_notification_history SET sent_at = ${twoHoursAgo} WHERE product_id = 1`
+      })).pipe(Effect.provide(Reactivity.layer)))
+      const recipientsStatus = async () =>
+        (await fetch(`${service.baseUrl}/products/1/notifications/1/recipients`, {
+          headers: { authorization: `Bearer ${adminToken}` }
+        })).status
+      await expect.poll(recipientsStatus, { timeout: 15_000 }).toBe(410)
+
+      await signedIn(page, service)
+      await openProduct(page, "Red kettle")
+      await page.locator("#round-rows").getByRole("button", { name: "Recipients" }).click()
+      await page.getByRole("heading", { name: "Recipients of round #1" }).waitFor()
+      const items = page.locator("#recipient-list li")
+      await items.first().waitFor()
+      expect(await items.allTextContents()).toEqual([expect.stringMatching(/recipients were pruned/)])
+      expect(await page.getByRole("button", { name: "More recipients" }).isVisible()).toBe(false)
+    }), 60_000)
 })

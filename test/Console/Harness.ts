@@ -21,6 +21,8 @@ export const jwtSecret = "console-test-jwt-secret-with-enough-entropy"
 export interface RunningService {
   readonly baseUrl: string
   readonly port: number
+  /** The service's SQLite file (tests that age records reach it directly). */
+  readonly databaseFile: string
   /** Every line the service wrote to stdout so far (JSON objects: `LOG_FORMAT=json`). */
   readonly lines: () => ReadonlyArray<string>
   /** SIGTERM, then waits for the exit; answers the exit code. */
@@ -108,7 +110,14 @@ const launch = (options: ServiceOptions, instance: Instance): Promise<RunningSer
             await exit()
             return launch(options, { port, dataDir })
           }
-          resolve({ baseUrl: `http://127.0.0.1:${port}`, port, lines: () => lines, stop, restart })
+          resolve({
+            baseUrl: `http://127.0.0.1:${port}`,
+            port,
+            databaseFile: join(dataDir, "restock.sqlite"),
+            lines: () => lines,
+            stop,
+            restart
+          })
         }
       }
     })

@@ -33,10 +33,10 @@ layer(repoOnMysql, { excludeTestServices: true, timeout: "180 seconds" })("Repo 
       )
       expect(counts).toEqual([[{ n: 0 }], [{ n: 0 }], [{ n: 0 }]])
       const migrations = yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
-        sql<{ id: number }>`SELECT migration_id AS id FROM effect_sql_migrations`).pipe(
+        sql<{ id: number }>`SELECT migration_id AS id FROM effect_sql_migrations ORDER BY migration_id`).pipe(
         Effect.provide(Database.clientLayer(config))
       )
-      expect(migrations).toEqual([{ id: 1 }])
+      expect(migrations).toEqual([{ id: 1 }, { id: 2 }])
     }))
 
   it.effect("stores times as UTC with milliseconds, whatever the process's time zone", () =>

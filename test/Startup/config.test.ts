@@ -2,7 +2,9 @@
  * Bad configuration never starts a half-working service: the process prints
  * one line naming the variable and exits non-zero (SPEC §5).
  */
+import { ConfigProvider, Duration, Effect, Either, Option } from "effect"
 import { describe, expect, it } from "vitest"
+import { historyRetention } from "../../src/Config.js"
 import { runEntry } from "../support/Process.js"
 
 const start = (env: Record<string, string>) => runEntry("src/main.ts", { PORT: "0", ...env })
@@ -23,7 +25,12 @@ describe("start-up with bad configuration", () => {
     ["a negative NOTIFIER_RETRIES", { NOTIFIER_RETRIES: "-1" }, /NOTIFIER_RETRIES/],
     ["NOTIFIER_RETRIES that is no number", { NOTIFIER_RETRIES: "three" }, /NOTIFIER_RETRIES.*expected an integer/],
     ["a limit of 0", { RATE_LIMIT_PER_SECOND: "0" }, /RATE_LIMIT_PER_SECOND/],
-    ["a negative limit", { RATE_LIMIT_PER_SECOND: "-500" }, /RATE_LIMIT_PER_SECOND/]
+    ["a negative limit", { RATE_LIMIT_PER_SECOND: "-500" }, /RATE_LIMIT_PER_SECOND/],
+    ["a HISTORY_RETENTION without a unit", { HISTORY_RETENTION: "90" }, /HISTORY_RETENTION.*a duration such as 90d/],
+    ["a HISTORY_RETENTION in an unknown unit", { HISTORY_RETENTION: "2w" }, /HISTORY_RETENTION.*"2w"/],
+    ["a HISTORY_RETENTION of several parts", { HISTORY_RETENTION: "1h30m" }, /HISTORY_RETENTION.*"1h30m"/],
+    ["a negative HISTORY_RETENTION", { HISTORY_RETENTION: "-5d" }, /HISTORY_RETENTION.*"-5d"/],
+    ["a HISTORY_RETENTION of zero", { HISTORY_RETENTION: "0s" }, /HISTORY_RETENTION.*at least 1s/]
   ]
   for (const [what, env, expected] of cases) {
     it(`${what}: one line naming the variable, exit 1`, async () => {
@@ -66,4 +73,39 @@ describe("start-up with bad configuration", () => {
     expect(finished.stderr).toBe("")
     expect(finished.code).toBe(0)
   }, 30_000)
+})
+
+describe("HISTORY_RETENTION", () => {
+  const read = (value: string | undefined) =>
+    Effect.runSync(
+      Effect.either(historyRetention).pipe(
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(value === undefined ? [] : [["HISTORY_RETENTION", value]])))
+      )
+    )
+
+  it("reads a whole number of days, hours, minutes or seconds", () => {
+    const cases: ReadonlyArray<readonly [string, Duration.Duration]> = [
+      ["90d", Duration.days(90)],
+      ["12h", Duration.hours(12)],
+      ["30m", Duration.minutes(30)],
+      ["45s", Duration.seconds(45)],
+      [" 7d ", Duration.days(7)]
+    ]
+    for (const [raw, expected] of cases) {
+      const read_ = read(raw)
+      expect(Either.isRight(read_) && Option.isSome(read_.right) && Duration.equals(read_.right.value, expected), raw).toBe(true)
+    }
+  })
+
+  it("unset or empty: records are kept forever", () => {
+    for (const raw of [undefined, "", "   "]) expect(read(raw)).toEqual(Either.right(Option.none()))
+  })
+
+  it("anything else fails naming the variable", () => {
+    for (const raw of ["90", "d", "1.5h", "2w", "1h30m", "-5d", "0s", "forever"]) {
+      const read_ = read(raw)
+      expect(Either.isLeft(read_), raw).toBe(true)
+      if (Either.isLeft(read_)) expect(String(read_.left), raw).toMatch(/HISTORY_RETENTION/)
+    }
+  })
 })

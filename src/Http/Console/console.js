@@ -476,7 +476,22 @@ async function showRecipients(restockRound, afterId = null) {
   const id = state.product.id
   const query = new URLSearchParams({ limit: String(recipientsPageSize) })
   if (afterId !== null) query.set("afterId", String(afterId))
-  const page = await api("GET", `/products/${id}/notifications/${restockRound}/recipients?${query}`)
+  let page
+  try {
+    page = await api("GET", `/products/${id}/notifications/${restockRound}/recipients?${query}`)
+  } catch (error) {
+    // 410: the retention deleted records of this round; an empty or partial list would mislead.
+    if (!(error instanceof ApiError && error.status === 410)) throw error
+    if (state.product?.id !== id) return
+    state.product.recipients = { restockRound, nextAfterId: null }
+    $("recipients").hidden = false
+    $("recipients-title").textContent = `Recipients of round #${restockRound}`
+    $("recipient-list").replaceChildren(
+      h("li", { class: "muted pruned" }, "The recipients were pruned: their records are older than the history retention.")
+    )
+    $("recipients-more").hidden = true
+    return
+  }
   if (state.product?.id !== id) return
   state.product.recipients = { restockRound, nextAfterId: page.nextAfterId }
   $("recipients").hidden = false

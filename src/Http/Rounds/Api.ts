@@ -1,7 +1,7 @@
 import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Recipient } from "../../Domain/Delivery.js"
-import { NothingToResume, ProductNotFound, RoundInProgress, RoundNotFound } from "../../Domain/Errors.js"
+import { HistoryPruned, NothingToResume, ProductNotFound, RoundInProgress, RoundNotFound } from "../../Domain/Errors.js"
 import { DeliveryId } from "../../Domain/Ids.js"
 import { Stock } from "../../Domain/Product.js"
 import { Round } from "../../Domain/Round.js"
@@ -56,11 +56,13 @@ export class RoundsApi extends HttpApiGroup.make("rounds")
       .addSuccess(RecipientPage)
       .addError(ProductNotFound)
       .addError(RoundNotFound)
+      .addError(HistoryPruned)
       .annotate(OpenApi.Summary, "Who received a round, in send order")
       .annotate(
         OpenApi.Description,
         "In the order the sends succeeded and were recorded: sends overlap, so a user may come a few places " +
-          "away from their subscription order (never more than the sends in flight); `sentAt` is when each send started."
+          "away from their subscription order (never more than the sends in flight); `sentAt` is when each send started. " +
+          "410 `HistoryPruned` once the retention (`HISTORY_RETENTION`) deleted any of the round's records."
       )
   )
   .middlewareEndpoints(AdminAuth)

@@ -51,7 +51,9 @@ export class UsersApi extends HttpApiGroup.make("users")
       .addSuccess(eventStream(
         "`restock` events: `id` is the delivery id, `data` a RestockEvent as JSON. With `Last-Event-ID` " +
           "(or `?lastEventId=`; the header wins), every later delivery of the user is replayed first, then " +
-          "live ones follow with no gap and no duplicate. `: ping` comments keep the stream alive. A stream " +
+          "live ones follow with no gap and no duplicate. If the history retention deleted deliveries the client had " +
+          "not seen (its Last-Event-ID is below the highest id pruned), the replay starts with an event `gap`, data " +
+          "`{ \"prunedThrough\": <id> }`, no id. `: ping` comments keep the stream alive. A stream " +
           "opened with a user token ends when the token expires; a client that falls behind is disconnected."
       ))
       .addError(Forbidden)

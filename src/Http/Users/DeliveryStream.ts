@@ -8,6 +8,10 @@
  * published to the subscription (deliveries are published after commit).
  * No duplicate: a delivery can be both (committed during the replay); the live
  * side skips what the replay already sent.
+ *
+ * Gaps are said (SPEC §3.16): when the retention has deleted deliveries with
+ * ids above `Last-Event-ID` (the watermark, `prunedThrough`, is above it), the
+ * replay starts with a `Gap` saying so, then goes on with what is left.
  */
 import { Effect, ExecutionStrategy, Exit, Mailbox, Metric, Option, Scope, Stream } from "effect"
 import type { Delivery } from "../../Domain/Delivery.js"
@@ -58,6 +62,14 @@ export class SentIds {
   }
 }
 
+/** The retention deleted deliveries up to `prunedThrough` that this client had not seen. */
+export interface Gap {
+  readonly _tag: "Gap"
+  readonly prunedThrough: number
+}
+
+export const isGap = (event: Delivery | Gap): event is Gap => "_tag" in event && event._tag === "Gap"
+
 export interface DeliveryStreamOptions {
   /** Replay deliveries with a greater id first (`0`: all of them); `null`: live only. */
   readonly lastEventId: number | null
@@ -75,7 +87,7 @@ export interface DeliveryStreamOptions {
 export const userDeliveries = (
   userId: UserId,
   options: DeliveryStreamOptions
-): Effect.Effect<Stream.Stream<Delivery>, StorageUnavailable, DeliveryFeed | Repo | Scope.Scope> =>
+): Effect.Effect<Stream.Stream<Delivery | Gap>, StorageUnavailable, DeliveryFeed | Repo | Scope.Scope> =>
   Effect.gen(function*() {
     const config = yield* SseConfig
     const feed = yield* DeliveryFeed
@@ -89,23 +101,28 @@ export const userDeliveries = (
       Effect.onError(() => Scope.close(subscriptionScope, Exit.void))
     )
     // Events not yet written to the client: the bounded buffer of the connection.
-    const outbox = yield* Mailbox.make<Delivery>(config.bufferSize)
+    const outbox = yield* Mailbox.make<Delivery | Gap>(config.bufferSize)
     const sent = new SentIds(options.lastEventId ?? 0, config.bufferSize)
     // The whole replay enters the outbox before any live delivery, so the
     // first `replayedUntaken` events taken from it are the replayed ones.
     let replayedUntaken = 0
 
-    const replay = (afterId: number): Effect.Effect<void, StorageUnavailable> =>
+    const replay = (afterId: number, first: boolean): Effect.Effect<void, StorageUnavailable> =>
       Effect.gen(function*() {
         const page = yield* repo.deliveriesOfUser(userId, {
           afterId: afterId as DeliveryId,
           limit: config.replayPageSize
         })
+        if (first) {
+          // Read after the first page, so a batch pruned before that page was read is said too.
+          const prunedThrough = yield* repo.prunedThrough
+          if (afterId < prunedThrough) yield* outbox.offer({ _tag: "Gap", prunedThrough })
+        }
         // Waits while the client catches up: the replay is read at its pace.
         replayedUntaken += page.length
         yield* outbox.offerAll(page)
         for (const delivery of page) sent.add(delivery.id)
-        if (page.length === config.replayPageSize) yield* replay(page[page.length - 1]!.id)
+        if (page.length === config.replayPageSize) yield* replay(page[page.length - 1]!.id, false)
       })
 
     const forwardLive = Stream.runForEach(live, (delivery) =>
@@ -113,7 +130,7 @@ export const userDeliveries = (
         ? Effect.void
         : Effect.fail(new FeedOverflow({ bufferSize: config.bufferSize })))
 
-    yield* (options.lastEventId === null ? forwardLive : Effect.zipRight(replay(options.lastEventId), forwardLive))
+    yield* (options.lastEventId === null ? forwardLive : Effect.zipRight(replay(options.lastEventId, true), forwardLive))
       .pipe(
         Effect.catchTags({
           FeedOverflow: () =>
@@ -136,10 +153,11 @@ export const userDeliveries = (
     // One event per pull: the writer takes the next event only once the
     // socket took the last, so what waits for a slow client stays in the
     // outbox, where it is counted, rather than in a chunk taken all at once.
-    const taken = Effect.suspend(() => {
+    const taken = (event: Delivery | Gap) => Effect.suspend(() => {
+      if (isGap(event)) return Effect.void
       if (replayedUntaken === 0) return Metric.increment(liveEvents)
       replayedUntaken -= 1
       return Metric.increment(replayedEvents)
     })
-    return Stream.repeatEffectOption(Effect.mapError(Effect.tap(outbox.take, () => taken), () => Option.none()))
+    return Stream.repeatEffectOption(Effect.mapError(Effect.tap(outbox.take, taken), () => Option.none()))
   })

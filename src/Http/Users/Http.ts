@@ -5,7 +5,7 @@ import { requireActingFor } from "../Auth/Principal.js"
 import { Authenticator } from "../Auth/Tokens.js"
 import * as Sse from "../Sse.js"
 import { RestockEvent, UserToken } from "./Api.js"
-import { userDeliveries } from "./DeliveryStream.js"
+import { isGap, userDeliveries } from "./DeliveryStream.js"
 
 const encodeRestockEvent = Schema.encodeSync(RestockEvent)
 
@@ -33,7 +33,12 @@ export const HttpUsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
             onOverflow: Effect.provideService(Sse.dropConnection, HttpServerRequest.HttpServerRequest, request)
           })
           const events = deliveries.pipe(
-            Stream.map((delivery) => Sse.encodeEvent("restock", encodeRestockEvent(delivery), delivery.id)),
+            Stream.map((event) =>
+              isGap(event)
+                // No id: the client's Last-Event-ID stays the last delivery it received.
+                ? Sse.encodeEvent("gap", { prunedThrough: event.prunedThrough })
+                : Sse.encodeEvent("restock", encodeRestockEvent(event), event.id)
+            ),
             // A user's stream never outlives the token that opened it.
             principal._tag === "User" ? Stream.interruptWhen(sleepUntil(principal.expiresAt)) : (stream) => stream
           )

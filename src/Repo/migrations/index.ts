@@ -4,7 +4,9 @@
  */
 import { Migrator } from "@effect/sql"
 import createTables from "./0001_create_tables.js"
+import historyRetention from "./0002_history_retention.js"
 
 export const loader = Migrator.fromRecord({
-  "0001_create_tables": createTables
+  "0001_create_tables": createTables,
+  "0002_history_retention": historyRetention
 })
