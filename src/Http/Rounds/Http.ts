@@ -1,9 +1,10 @@
 import { HttpApiBuilder } from "@effect/platform"
 import { Effect, Option, Schema, Stream } from "effect"
-import { ProductNotFound, RoundNotFound } from "../../Domain/Errors.js"
+import { RoundNotFound } from "../../Domain/Errors.js"
 import type { ProductId, RestockRound } from "../../Domain/Ids.js"
 import { Round } from "../../Domain/Round.js"
 import { Restock } from "../../Dispatch/Restock.js"
+import { Products } from "../../Products.js"
 import { Repo } from "../../Repo/Repo.js"
 import { Api } from "../Api.js"
 import * as Sse from "../Sse.js"
@@ -15,16 +16,11 @@ export const HttpRoundsLive = HttpApiBuilder.group(Api, "rounds", (handlers) =>
   Effect.gen(function*() {
     const repo = yield* Repo
     const restock = yield* Restock
-
-    const requireProduct = (productId: ProductId) =>
-      Effect.flatMap(
-        repo.getProduct(productId),
-        Option.match({ onNone: () => Effect.fail(ProductNotFound.of(productId)), onSome: Effect.succeed })
-      )
+    const products = yield* Products
 
     const requireRound = (productId: ProductId, restockRound: RestockRound) =>
       Effect.zipRight(
-        requireProduct(productId),
+        products.require(productId),
         Effect.flatMap(
           repo.getRound(productId, restockRound),
           Option.match({
@@ -38,7 +34,7 @@ export const HttpRoundsLive = HttpApiBuilder.group(Api, "rounds", (handlers) =>
       .handle("restock", ({ path, payload }) =>
         restock.trigger(path.productId, payload?.stock === undefined ? undefined : { stock: payload.stock }))
       .handle("resume", ({ path }) => restock.resume(path.productId))
-      .handle("listRounds", ({ path }) => Effect.zipRight(requireProduct(path.productId), repo.listRounds(path.productId)))
+      .handle("listRounds", ({ path }) => Effect.zipRight(products.require(path.productId), repo.listRounds(path.productId)))
       .handle("getRound", ({ path }) => requireRound(path.productId, path.restockRound))
       .handle("recipients", ({ path, urlParams }) =>
         Effect.zipRight(
@@ -53,7 +49,7 @@ export const HttpRoundsLive = HttpApiBuilder.group(Api, "rounds", (handlers) =>
       .handle("progress", ({ path }) =>
         Effect.gen(function*() {
           // Unknown products are a 404, answered before the stream opens.
-          yield* requireProduct(path.productId)
+          yield* products.require(path.productId)
           const events = restock.progress(path.productId).pipe(
             Stream.map((round) => Sse.encodeEvent("progress", encodeRound(round))),
             Stream.catchAll((error) =>
