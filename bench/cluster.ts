@@ -52,8 +52,8 @@ export const run = Effect.gen(function*() {
   const sender = yield* RemoteSender.start(latency)
   say("starting two instances")
   const [a, b] = yield* Effect.all([
-    Service.start({ name: "instance-a", ...backing, webhookUrl: sender.url, rateLimitPerSecond: limit }),
-    Service.start({ name: "instance-b", ...backing, webhookUrl: sender.url, rateLimitPerSecond: limit })
+    Service.start({ name: "instance-a", ...backing, compiled: true, webhookUrl: sender.url, rateLimitPerSecond: limit }),
+    Service.start({ name: "instance-b", ...backing, compiled: true, webhookUrl: sender.url, rateLimitPerSecond: limit })
   ], { concurrency: 2 })
   yield* Service.seedProduct(a, 1, { stock: 1_000_000, subscribers: subscribersEach })
   yield* Service.seedProduct(a, 2, { stock: 1_000_000, subscribers: subscribersEach, firstUser: subscribersEach + 1 })

@@ -148,7 +148,7 @@ const row = (step: Step) => [
 export const run = Effect.gen(function*() {
   const backing = yield* Service.Backing
   const sender = yield* RemoteSender.start({ minMs: 10, maxMs: 30 })
-  const service = yield* Service.start({ name: "service", ...backing, webhookUrl: sender.url, rateLimitPerSecond: limit })
+  const service = yield* Service.start({ name: "service", ...backing, compiled: true, webhookUrl: sender.url, rateLimitPerSecond: limit })
   yield* Service.seedProduct(service, roundProduct, { stock: 1_000_000, subscribers })
   yield* Service.seedProduct(service, warmUpProduct, { stock: 1_000_000, subscribers: warmUpSubscribers, firstUser: 1_000_001 })
   for (const productId of loadProducts) yield* Service.seedProduct(service, productId, { stock: 0, subscribers: 0 })

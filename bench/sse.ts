@@ -80,6 +80,7 @@ export const run = Effect.gen(function*() {
   const backing = yield* Service.Backing
   const service = yield* Service.start({
     name: "sse-bench",
+    compiled: true,
     ...backing,
     // Not used with NOTIFIER=sse, but the helper asks for one.
     webhookUrl: "http://127.0.0.1:9/unused",

@@ -3,7 +3,12 @@
  * An empty variable counts as unset. A bad value fails with a `ConfigError`
  * naming the variable; `main.ts` prints it as one line and exits non-zero.
  */
-import { Config, ConfigError, Duration, Either, Option, Redacted } from "effect"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 
 /** Where the data lives: the embedded SQLite file, or a MySQL/MariaDB server. */
 export type DatabaseConfig =

@@ -3,8 +3,12 @@
  * configuration — embedded (SQLite + in-process stock, limiter and fan-out)
  * or shared (MySQL/MariaDB + Redis), SSE or webhook notifier.
  */
-import type { SqlClient } from "@effect/sql"
-import { Duration, Layer, Option, Redacted, Schedule } from "effect"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import * as Duration from "effect/Duration"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schedule from "effect/Schedule"
 import type { AppConfig } from "./Config.js"
 import * as RateLimiterMemory from "./Dispatch/RateLimiter/Memory.js"
 import type { RateLimiter } from "./Dispatch/RateLimiter/RateLimiter.js"

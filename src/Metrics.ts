@@ -2,7 +2,9 @@
  * The service's metrics, from Effect's `Metric` API. Labels carry outcomes and
  * statuses only: never a user id.
  */
-import { Effect, Metric, MetricBoundaries } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
 
 const secondsBoundaries = MetricBoundaries.exponential({ start: 0.0005, factor: 2, count: 16 })
 

@@ -8,7 +8,8 @@
  * - An upsert writes the row first (it may not exist yet), then the stock
  *   through the cache, which writes it to the row as well: cache and row agree.
  */
-import { Effect, Option } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { ProductNotFound } from "./Domain/Errors.js"
 import type { ProductId } from "./Domain/Ids.js"
 import { Product, stockStatusOf } from "./Domain/Product.js"

@@ -10,7 +10,14 @@
  * through `subscribe` are subscribed again once the connection is back.
  */
 import { createHash } from "node:crypto"
-import { type Config, type ConfigError, Context, Effect, Layer, Redacted, Runtime, type Scope } from "effect"
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
 import { Redis } from "ioredis"
 import { StorageUnavailable } from "./Domain/Errors.js"
 

@@ -5,8 +5,12 @@
  * left resumable, connections close. A bad configuration or a database that
  * cannot be reached at start-up ends the process with one line and exit 1.
  */
-import { NodeRuntime } from "@effect/platform-node"
-import { ConfigError, Effect, Layer, Logger, LogLevel } from "effect"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import { AppConfig } from "./Config.js"
 import { AuthConfig } from "./Http/Auth/Config.js"
 import { serve } from "./Http/Server.js"

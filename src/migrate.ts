@@ -4,8 +4,9 @@
  * does the same at start-up; this is for operators who migrate ahead of a
  * deploy. Fails with one line and exit 1.
  */
-import { NodeRuntime } from "@effect/platform-node"
-import { ConfigError, Effect } from "effect"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
 import * as Config from "./Config.js"
 import { StorageUnavailable } from "./Domain/Errors.js"
 import * as Database from "./Repo/Database.js"

@@ -2,7 +2,7 @@
  * Why a round stops before it has notified everyone, and the one place where
  * that becomes a terminal status of `product_notification_history`.
  */
-import { Data } from "effect"
+import * as Data from "effect/Data"
 import type { RoundStatus } from "../Domain/Round.js"
 
 export type Halt = Data.TaggedEnum<{

@@ -2,7 +2,9 @@
  * The `Restock` service: what the HTTP edge and other Effect programs call to
  * run restock rounds (SPEC §3).
  */
-import { Context, type Effect, type Stream } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Stream from "effect/Stream"
 import type {
   NothingToResume,
   ProductNotFound,

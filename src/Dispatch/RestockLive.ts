@@ -7,7 +7,19 @@
  * and recorded — and ends `CANCELED_BY_ERROR` with error "shutdown", so that it
  * can be resumed without sending anything twice.
  */
-import { Cause, Clock, Deferred, Duration, Effect, ExecutionStrategy, Layer, Metric, Option, PubSub, Queue, Scope, Stream } from "effect"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import { randomUUID } from "node:crypto"
 import { describeCause, NothingToResume, ProductNotFound, RoundInProgress, RoundNotFound } from "../Domain/Errors.js"
 import type { ProductId, RestockRound } from "../Domain/Ids.js"

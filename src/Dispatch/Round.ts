@@ -17,21 +17,19 @@
  * as they come, not in subscription order, so one slow send holds up only
  * its own slot, never the sends after it.
  */
-import {
-  Chunk,
-  Clock,
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Metric,
-  Option,
-  Ref,
-  Queue,
-  Schedule,
-  Stream,
-  type Tracer
-} from "effect"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import { Notification, type DeliveryRecord } from "../Domain/Delivery.js"
 import { describeCause } from "../Domain/Errors.js"
 import type { UserId } from "../Domain/Ids.js"

@@ -19,7 +19,9 @@
  * hence `attemptThenRetry`, which assumes that first start was claimed, beside
  * `send`, which claims it.
  */
-import { Duration, Effect, Random } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Random from "effect/Random"
 import type { Notification } from "../Domain/Delivery.js"
 import type { StorageUnavailable } from "../Domain/Errors.js"
 import { Notifier, type NotifierShape, SendFailed } from "../Notifier/Notifier.js"

@@ -9,7 +9,9 @@
  * waits is a millisecond the next send may have to wait for a slot, and at
  * the limit a send that waits loses its rate-limit slot.
  */
-import { Deferred, type Duration, Effect } from "effect"
+import * as Deferred from "effect/Deferred"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 
 /** The share of the window in use from which records are written without waiting for company. */
 export const crowdedShare = 3 / 4

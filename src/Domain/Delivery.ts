@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { DeliveryId, ProductId, RestockRound, UserId } from "./Ids.js"
 
 /**

@@ -2,8 +2,8 @@
  * The errors users of restock see, as a library and over HTTP. Each carries
  * its HTTP status, so the API serialises it as `{ _tag, message, ... }`.
  */
-import { HttpApiSchema } from "@effect/platform"
-import { Schema } from "effect"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as Schema from "effect/Schema"
 import { ProductId, RestockRound } from "./Ids.js"
 
 export class ProductNotFound extends Schema.TaggedError<ProductNotFound>()(

@@ -2,7 +2,7 @@
  * Identifiers. Every id the service accepts is a positive safe integer
  * (1 to 2^53 − 1): JSON numbers in bodies, decimal digits in paths.
  */
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /** A positive integer that a JavaScript number represents exactly. */
 export const PositiveSafeInt = Schema.Int.pipe(

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { ProductId } from "./Ids.js"
 
 export const StockStatus = Schema.Literal("IN_STOCK", "OUT_OF_STOCK")

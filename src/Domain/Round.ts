@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { ProductId, RestockRound, UserId } from "./Ids.js"
 
 /** The states of `product_notification_history.status`. */

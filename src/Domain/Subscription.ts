@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { ProductId, SubscriptionId, UserId } from "./Ids.js"
 
 /** `PUT /products/{productId}/subscriptions/{userId}` answers this. */

@@ -3,8 +3,12 @@
  * `access_token` query parameter redacted: browsers' EventSource puts the
  * admin token and user JWTs there, and they must not end up in logs.
  */
-import { HttpMiddleware, HttpServerError, HttpServerRequest } from "@effect/platform"
-import { Effect, FiberRef, Option } from "effect"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as Option from "effect/Option"
 import { redactCredentials } from "../Observability/Redact.js"
 
 export const accessLog = HttpMiddleware.make((app) =>

@@ -4,7 +4,8 @@
  * `/docs` are derived. `GET /` (the console) and `GET /metrics` are plain
  * routes beside it.
  */
-import { HttpApi, OpenApi } from "@effect/platform"
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { StorageUnavailable } from "../Domain/Errors.js"
 import { BadRequest, PayloadTooLarge, UnsupportedMediaType } from "./Errors.js"
 import { HealthApi } from "./Health/Api.js"

@@ -11,9 +11,16 @@
  *
  * It needs an `HttpClient` (`FetchHttpClient.layer`, or `NodeHttpClient.layerUndici`).
  */
-import { HttpApiClient, HttpClient, type HttpClientError, HttpClientRequest } from "@effect/platform"
+import * as HttpApiClient from "@effect/platform/HttpApiClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Sse from "@effect/experimental/Sse"
-import { Effect, type ParseResult, Redacted, Schema, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import type * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import type { ProductId } from "../Domain/Ids.js"
 import { Round } from "../Domain/Round.js"
 import { Api } from "./Api.js"

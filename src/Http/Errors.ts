@@ -2,8 +2,8 @@
  * The errors only the HTTP edge answers with. Like the domain errors, each
  * carries its status and serialises as `{ _tag, message, ... }`.
  */
-import { HttpApiSchema } from "@effect/platform"
-import { Schema } from "effect"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as Schema from "effect/Schema"
 
 /** The request does not match the contract: a bad path id, query, body or malformed JSON. */
 export class BadRequest extends Schema.TaggedError<BadRequest>()(

@@ -2,8 +2,8 @@
  * Path and query parameters shared by the endpoint groups. Every id in a path
  * is decimal digits naming a positive safe integer; anything else is 400.
  */
-import { HttpApiSchema } from "@effect/platform"
-import { Schema } from "effect"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as Schema from "effect/Schema"
 import { DeliveryId, idFromPath, ProductId, RestockRound, UserId } from "../Domain/Ids.js"
 
 /** One message for every way an id can be wrong (sign, exponent, too large, ...). */

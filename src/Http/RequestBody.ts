@@ -10,9 +10,11 @@
  * the rest of an oversized body is drained, not destroyed, so the client reads
  * its 413; and depth is bounded before the body is parsed.
  */
-import { HttpServerError, type HttpServerRequest } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Effect, Stream } from "effect"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 
 /** Request bodies are small JSON documents; 64 KiB is far beyond any of them. */
 export const maxBodyBytes = 64 * 1024

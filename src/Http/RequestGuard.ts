@@ -6,15 +6,16 @@
  * the errors handlers fail with (SPEC §4), and none of these requests reaches
  * a handler: nothing it carried can change data.
  */
-import {
-  type HttpApp,
-  HttpApiError,
-  HttpMethod,
-  HttpServerError,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
-import { Cause, Effect, Option, Schema } from "effect"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpApiError from "@effect/platform/HttpApiError"
+import * as HttpMethod from "@effect/platform/HttpMethod"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { BadRequest, InternalError, NotFound, PayloadTooLarge, UnsupportedMediaType } from "./Errors.js"
 import { hasBody, maxBodyBytes, maxBodyDepth, readJsonBody, withReadBody } from "./RequestBody.js"
 

@@ -6,15 +6,20 @@
  * `Restock`) and `AuthConfig`, with the feature services on them
  * (`Products`); `Layers.ts` / `main.ts` choose the adapters.
  */
-import { HttpApiBuilder, HttpApiSwagger, HttpRouter, HttpServer } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
-import { Duration, Effect, Layer } from "effect"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import { Products } from "../Products.js"
 import { accessLog } from "./AccessLog.js"
 import { Api } from "./Api.js"
 import { AuthLive } from "./Auth/Http.js"
 import { ConsoleRoutesLive } from "./Console/Http.js"
+import { DocsRouteLive } from "./Docs.js"
 import { HttpHealthLive } from "./Health/Http.js"
 import { MetricsRouteLive } from "./Metrics/Http.js"
 import { HttpProductsLive } from "./Products/Http.js"
@@ -38,8 +43,7 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
  */
 export const ExtraRoutesLive = Layer.mergeAll(
   HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" }),
-  // Swagger UI, bundled with @effect/platform: the page loads nothing from a CDN.
-  HttpApiSwagger.layer({ path: "/docs" }),
+  DocsRouteLive,
   ConsoleRoutesLive,
   MetricsRouteLive
 )

@@ -2,10 +2,19 @@
  * Server-Sent Events responses: the encoding (`@effect/experimental`'s
  * encoder), the heartbeat and the headers every stream of the edge shares.
  */
-import { HttpApiSchema, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServerRequest } from "@effect/platform-node"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Sse from "@effect/experimental/Sse"
-import { Context, Deferred, Duration, Effect, Layer, Metric, Schedule, Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
 import { sseConnections } from "../Metrics.js"
 
 export interface SseConfigShape {

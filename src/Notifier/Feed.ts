@@ -6,7 +6,11 @@
  * a listener sees is the `product_user_notification_history.id` it can later
  * replay from with `Last-Event-ID`.
  */
-import { Context, Data, type Effect, type Scope, type Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
 import type { Delivery } from "../Domain/Delivery.js"
 import type { StorageUnavailable } from "../Domain/Errors.js"
 import type { UserId } from "../Domain/Ids.js"

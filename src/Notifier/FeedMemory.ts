@@ -11,7 +11,12 @@
  * database when it reconnects) — no delivery is dropped silently and no slow
  * listener holds up the others.
  */
-import { Deferred, Effect, Layer, Queue, type Scope, Stream } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { Delivery } from "../Domain/Delivery.js"
 import type { UserId } from "../Domain/Ids.js"
 import { DeliveryFeed, type DeliveryFeedShape, FeedOverflow } from "./Feed.js"

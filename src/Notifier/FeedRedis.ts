@@ -11,7 +11,11 @@
  * ones are refused with `StorageUnavailable` until the channel is subscribed
  * again.
  */
-import { Effect, Either, Layer, Runtime, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
 import { Delivery } from "../Domain/Delivery.js"
 import { StorageUnavailable } from "../Domain/Errors.js"
 import { RedisConnection } from "../Redis.js"

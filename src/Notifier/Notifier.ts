@@ -5,7 +5,10 @@
  * dispatch, because every request that reaches the sender, retries included,
  * counts against the global rate limit.
  */
-import { Context, Data, type Duration, type Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
 import type { Notification } from "../Domain/Delivery.js"
 
 /**

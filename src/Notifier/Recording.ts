@@ -13,7 +13,11 @@
  *       onReceive: (call) => call.index === 100 ? soldOut : Effect.void
  *     })
  */
-import { Clock, Context, Duration, Effect, Layer } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { Notification } from "../Domain/Delivery.js"
 import type { UserId } from "../Domain/Ids.js"
 import { Notifier, SendFailed } from "./Notifier.js"

@@ -13,7 +13,8 @@
  * once their records commit, and the SSE streams read that feed. Sends still
  * pass through the rate limiter like any other notifier's.
  */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { Notifier, type NotifierShape } from "./Notifier.js"
 
 export const make: NotifierShape = { send: () => Effect.void }

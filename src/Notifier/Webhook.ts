@@ -14,7 +14,11 @@
  * (and at 500/s, thousands of sockets in TIME_WAIT).
  */
 import * as Undici from "undici"
-import { Clock, Duration, Effect, Layer, Option } from "effect"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { STATUS_CODES } from "node:http"
 import type { Notification } from "../Domain/Delivery.js"
 import { describeCause } from "../Domain/Errors.js"

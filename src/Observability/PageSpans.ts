@@ -4,7 +4,9 @@
  * outcome of its last send is taken, so a round of any size shows a handful
  * of spans, never one per send.
  */
-import { Effect, Exit, type Tracer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Tracer from "effect/Tracer"
 
 export interface PageSpans {
   /** As a send starts: the span of the page it belongs to, opened for a page's first send. */

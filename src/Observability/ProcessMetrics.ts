@@ -4,7 +4,9 @@
  * reads them fresh and nothing runs between scrapes but the event-loop
  * monitor, which Node samples natively.
  */
-import { Effect, Metric, type Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import type * as Scope from "effect/Scope"
 import { monitorEventLoopDelay } from "node:perf_hooks"
 
 const residentMemory = Metric.gauge("process_resident_memory_bytes", {

@@ -6,10 +6,16 @@
  * The variables are the OpenTelemetry SDK's own, read the way its SDKs read
  * them, so an operator's existing collector settings work unchanged.
  */
-import * as OtlpSerialization from "@effect/opentelemetry/OtlpSerialization"
-import * as OtlpTracer from "@effect/opentelemetry/OtlpTracer"
-import { FetchHttpClient, type HttpServerRequest, HttpMiddleware } from "@effect/platform"
-import { Config, ConfigError, Duration, Effect, Either, Layer, Option, Tracer } from "effect"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Tracer from "effect/Tracer"
 import { redactCredentials } from "./Redact.js"
 
 export interface TracingConfig {
@@ -124,21 +130,34 @@ const redacting = (tracer: Tracer.Tracer): Tracer.Tracer =>
     context: (f, fiber) => tracer.context(f, fiber)
   })
 
-/** Installs the OTLP tracer for everything built on top of this layer. */
+/**
+ * Installs the OTLP tracer for everything built on top of this layer. The
+ * exporter's modules are imported here, not at start-up: a service without an
+ * endpoint never loads them.
+ */
 export const layer = (options: TracingConfig): Layer.Layer<never> =>
   Layer.mergeAll(
-    Layer.unwrapScoped(Effect.map(
-      OtlpTracer.make({
-        url: options.url,
-        headers: options.headers,
-        resource: { serviceName: options.serviceName },
-        exportInterval: options.exportInterval
-      }),
-      (tracer) => Layer.setTracer(redacting(tracer))
-    )).pipe(
-      Layer.provide(options.protocol === "http/json" ? OtlpSerialization.layerJson : OtlpSerialization.layerProtobuf),
-      Layer.provide(FetchHttpClient.layer)
-    ),
+    Layer.unwrapScoped(Effect.gen(function*() {
+      const [OtlpTracer, OtlpSerialization, FetchHttpClient] = yield* Effect.promise(() =>
+        Promise.all([
+          import("@effect/opentelemetry/OtlpTracer"),
+          import("@effect/opentelemetry/OtlpSerialization"),
+          import("@effect/platform/FetchHttpClient")
+        ])
+      )
+      return Layer.unwrapScoped(Effect.map(
+        OtlpTracer.make({
+          url: options.url,
+          headers: options.headers,
+          resource: { serviceName: options.serviceName },
+          exportInterval: options.exportInterval
+        }),
+        (tracer) => Layer.setTracer(redacting(tracer))
+      )).pipe(
+        Layer.provide(options.protocol === "http/json" ? OtlpSerialization.layerJson : OtlpSerialization.layerProtobuf),
+        Layer.provide(FetchHttpClient.layer)
+      )
+    })),
     Layer.scopedDiscard(Effect.locallyScoped(HttpMiddleware.currentTracerDisabledWhen, untraced))
   )
 

@@ -6,8 +6,11 @@
  * looks like. (The table definitions differ too; they live in the migrations,
  * which are history and must not change when this module does.)
  */
-import { SqlClient, type SqlConnection, type SqlError, type Statement } from "@effect/sql"
-import { Effect } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlConnection from "@effect/sql/SqlConnection"
+import type * as SqlError from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
+import * as Effect from "effect/Effect"
 
 export interface Dialect {
   readonly name: "mysql" | "sqlite"

@@ -6,7 +6,11 @@
  * reached; the round-writing methods are fenced by the dispatcher's lease and
  * fail with `LeaseLost` when another dispatcher took the round over.
  */
-import { Context, Data, type Effect, type Option, type Stream } from "effect"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
 import type { Delivery, DeliveryRecord, Recipient } from "../Domain/Delivery.js"
 import type {
   HistoryPruned,

@@ -10,7 +10,9 @@
  * 500-row page took 3–12 ms of one event-loop turn until the code warmed up
  * (measured): enough for the sends behind it to miss their rate-limit slots.
  */
-import { Effect, Option, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import { Delivery } from "../Domain/Delivery.js"
 import { DeliveryId, SubscriptionId, UserId } from "../Domain/Ids.js"
 import { Round } from "../Domain/Round.js"

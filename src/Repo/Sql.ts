@@ -8,8 +8,16 @@
  * the caller or Effect's `Clock`, never from the database's clock, so that
  * tests in virtual time see the times they set.
  */
-import { SqlClient, SqlError, type Statement } from "@effect/sql"
-import { Chunk, Clock, Effect, Layer, Option, Schema, Stream } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlError from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { Delivery, type DeliveryRecord, Recipient } from "../Domain/Delivery.js"
 import { HistoryPruned, LeaseLost, NothingToResume, ProductNotFound, RoundInProgress, StorageUnavailable } from "../Domain/Errors.js"
 import { type ProductId, RestockRound, SubscriptionId, UserId } from "../Domain/Ids.js"

@@ -12,8 +12,12 @@
  * row of a round of a million on each page; a per-round watermark would say
  * the same as the flag with more to keep right.)
  */
-import { type SqlClient, type SqlError, type Statement } from "@effect/sql"
-import { Effect, Option, Schema } from "effect"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlError from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type { StorageUnavailable } from "../Domain/Errors.js"
 import type { Dialect } from "./Dialect.js"
 import { type PrunedBatch, type PruneCursor, PruningLeaseLost, type RepoShape } from "./Repo.js"

@@ -29,7 +29,14 @@
  *
  * Every wait goes through Effect's `Clock`.
  */
-import { Clock, Context, Duration, Effect, Layer, Metric, Option, Schedule } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import { randomUUID } from "node:crypto"
 import * as Metrics from "../Metrics.js"
 import { Repo } from "../Repo/Repo.js"

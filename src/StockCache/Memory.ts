@@ -8,7 +8,11 @@
  * `product.stock` never ends on an older value than the cache. A watch reads
  * the same ref, so it sees a change the moment it is made.
  */
-import { Effect, Layer, Option, Stream, SubscriptionRef } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import { ProductNotFound, type StorageUnavailable } from "../Domain/Errors.js"
 import type { ProductId } from "../Domain/Ids.js"
 import { clampStock } from "../Domain/Product.js"

@@ -25,7 +25,14 @@
  * the key afterwards and repeated if the key moved meanwhile, so concurrent
  * writers cannot leave `product.stock` on an older value.
  */
-import { Effect, Layer, Option, Queue, Runtime, Schema, Stream, SubscriptionRef } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
 import type { Redis } from "ioredis"
 import { ProductNotFound, StorageUnavailable } from "../Domain/Errors.js"
 import { idFromPath, ProductId } from "../Domain/Ids.js"

@@ -7,7 +7,9 @@
  * also written to `product.stock` / `stock_status`, and a missing key (a
  * Redis restarted empty) is reloaded from `product.stock`, never read as 0.
  */
-import { Context, type Effect, type Scope } from "effect"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type { ProductNotFound, StorageUnavailable } from "../Domain/Errors.js"
 import type { ProductId } from "../Domain/Ids.js"
 

@@ -5,7 +5,7 @@
  * project installs offline, type-checks against and runs.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs"
 import { builtinModules } from "node:module"
 import { tmpdir } from "node:os"
 import { join, relative } from "node:path"
@@ -41,11 +41,14 @@ afterAll(() => {
   for (const directory of scratchDirectories) rmSync(directory, { recursive: true, force: true })
 })
 
-/** `node dist/main.js` on a fresh SQLite file and a random port; resolves with its port once it listens. */
-const startCompiled = (dataDir: string) =>
+/**
+ * `node dist/main.js` (or another script that runs it) on a fresh SQLite file and a random port;
+ * resolves with its port once it listens.
+ */
+const startCompiled = (dataDir: string, script = join(dist, "main.js")) =>
   new Promise<{ readonly child: ChildProcess; readonly port: number; readonly exited: Promise<number | null> }>(
     (resolve, reject) => {
-      const child = spawn(process.execPath, [join(dist, "main.js")], {
+      const child = spawn(process.execPath, [script], {
         cwd: dataDir,
         env: {
           PATH: process.env.PATH ?? "",
@@ -62,7 +65,7 @@ const startCompiled = (dataDir: string) =>
       const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)))
       const timer = setTimeout(() => {
         child.kill("SIGKILL")
-        reject(new Error(`dist/main.js did not listen within 30 s:\n${output}`))
+        reject(new Error(`${script} did not listen within 30 s:\n${output}`))
       }, 30_000)
       const watch = (chunk: Buffer) => {
         output += chunk.toString()
@@ -76,7 +79,7 @@ const startCompiled = (dataDir: string) =>
       child.stderr!.on("data", watch)
       void exited.then((code) => {
         clearTimeout(timer)
-        reject(new Error(`dist/main.js exited with ${code} before listening:\n${output}`))
+        reject(new Error(`${script} exited with ${code} before listening:\n${output}`))
       })
     }
   )
@@ -117,6 +120,32 @@ describe("the compiled service (npm run build)", () => {
     // Nothing answers any more: the health check says so.
     expect((await healthcheck(port)).code).toBe(1)
   }, 60_000)
+
+  it("npm start (scripts/start.mjs) rebuilds dist/ only when a source is newer, then serves the compiled service", async () => {
+    const startScript = join(repositoryRoot, "scripts", "start.mjs")
+    const ensureBuilt = () => runCommand(process.execPath, [startScript, "build"], { cwd: repositoryRoot, env: {}, timeoutMs: 120_000 })
+    const current = await ensureBuilt()
+    expect(current.code).toBe(0)
+    expect(current.stderr).not.toContain("building dist/")
+
+    // A source saved after the build: the next start compiles again first.
+    const stamp = join(dist, ".built")
+    const stampBefore = statSync(stamp).mtimeMs
+    const source = join(repositoryRoot, "src", "main.ts")
+    utimesSync(source, new Date(), new Date(stampBefore + 2_000))
+    const rebuilt = await ensureBuilt()
+    expect(rebuilt.code).toBe(0)
+    expect(rebuilt.stderr).toContain("building dist/")
+    expect(statSync(stamp).mtimeMs).toBeGreaterThanOrEqual(statSync(source).mtimeMs)
+
+    const { child, exited, port } = await startCompiled(scratch("restock-start-"), startScript)
+    try {
+      expect((await fetch(`http://127.0.0.1:${port}/health/ready`)).status).toBe(200)
+    } finally {
+      child.kill("SIGTERM")
+    }
+    expect(await exited).toBe(0)
+  }, 180_000)
 
   it("imports nothing but Node's own modules and the production dependencies (the image installs no others)", () => {
     const allowed = new Set(Object.keys(manifest.dependencies))

@@ -1,6 +1,6 @@
 /**
- * Runs a TypeScript entry point of this repository (through tsx, as
- * `npm start` does) or a bash script as a child process, and collects what it
+ * Runs a TypeScript entry point of this repository from its sources
+ * (through tsx) or a bash script as a child process, and collects what it
  * printed, bounded in time.
  */
 import { spawn } from "node:child_process"

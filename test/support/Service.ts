@@ -1,7 +1,9 @@
 /**
- * restock as real processes, the way it is deployed: `node --import tsx
- * src/main.ts` (what `npm start` runs) on MariaDB and Redis, sending through
- * the webhook notifier to a local test sender.
+ * restock as real processes on MariaDB and Redis, sending through the
+ * webhook notifier to a local test sender: from its sources (`node --import
+ * tsx src/main.ts`, the default: what a test runs is what it reads), or
+ * compiled (`dist/main.js`, what `npm start` and the image run: the benches
+ * measure that one).
  *
  * - `layerBacking`: what instances share — a fresh, migrated MariaDB database
  *   (dropped afterwards) and a fresh Redis key prefix (its keys deleted
@@ -73,6 +75,12 @@ export interface ServiceOptions {
   readonly rateLimitPerSecond?: number | undefined
   /** `LEASE_SECONDS`: how long a crashed dispatcher's round stays claimed. */
   readonly leaseSeconds?: number | undefined
+  /**
+   * Run `dist/main.js`, built first if it is missing or older than the
+   * sources (`scripts/start.mjs build`, once per test process), as `npm
+   * start` runs it; otherwise `src/main.ts` through tsx.
+   */
+  readonly compiled?: boolean | undefined
   /** More arguments to node, e.g. `--cpu-prof` to see where a process spends its time. */
   readonly nodeArguments?: ReadonlyArray<string> | undefined
   /** More variables, applied last. */
@@ -144,6 +152,16 @@ const dieWithParent = "data:text/javascript," + encodeURIComponent(
 setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, "SIGTERM") }, 500).unref();`
 )
 
+/** `dist/` made current once per test process, before the first compiled service starts (instances may start together). */
+const buildOnce = Effect.runSync(Effect.cached(
+  Effect.async<void, Error>((resume) => {
+    const build = spawn(process.execPath, ["scripts/start.mjs", "build"], { cwd: repositoryRoot, stdio: ["ignore", "inherit", "inherit"] })
+    build.on("error", (error) => resume(Effect.fail(error)))
+    build.on("exit", (code) =>
+      resume(code === 0 ? Effect.void : Effect.fail(new Error(`the build of dist/ failed (exit ${code})`))))
+  })
+))
+
 const serviceEnv = (options: ServiceOptions): Record<string, string> => ({
   // A clean environment: nothing of the caller's (a REDIS_URL, a PORT) leaks in.
   PATH: process.env.PATH ?? "",
@@ -191,16 +209,11 @@ export const start = (options: ServiceOptions): Effect.Effect<ServiceProcess, ne
     const listening = yield* Deferred.make<string>()
     const exited = yield* Deferred.make<Exited>()
 
+    if (options.compiled === true) yield* Effect.orDie(buildOnce)
+    const entry = options.compiled === true ? ["dist/main.js"] : ["--import", "tsx", "src/main.ts"]
     const child = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const child = spawn(process.execPath, [
-          ...(options.nodeArguments ?? []),
-          "--import",
-          dieWithParent,
-          "--import",
-          "tsx",
-          "src/main.ts"
-        ], {
+        const child = spawn(process.execPath, [...(options.nodeArguments ?? []), "--import", dieWithParent, ...entry], {
           cwd: repositoryRoot,
           env: serviceEnv(options),
           stdio: ["ignore", "pipe", "pipe"]

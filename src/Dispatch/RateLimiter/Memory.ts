@@ -9,7 +9,11 @@
  * later. A fiber that wakes too late (a stalled event loop) takes another
  * slot rather than start in a bunch.
  */
-import { Config, type ConfigError, Effect, Layer, Ref } from "effect"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
 import {
   announced,
   defaultMargin,

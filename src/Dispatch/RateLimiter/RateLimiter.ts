@@ -9,7 +9,11 @@
  * A token bucket that starts full would let `limit` go at once and another
  * `limit` a moment later: up to twice the limit in one sliding second.
  */
-import { Clock, Context, Duration, Effect, Metric } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
 import { rateLimitPerSecond, rateLimitSlotsDropped } from "../../Metrics.js"
 

@@ -11,7 +11,10 @@
  * microseconds of Redis' clock), which expires by itself a second after the
  * last reserved slot.
  */
-import { Config, type ConfigError, Effect, Layer } from "effect"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
 import { luaScript, RedisConnection, type RedisConnectionShape } from "../../Redis.js"
 import {

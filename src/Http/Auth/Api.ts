@@ -6,8 +6,10 @@
  * Missing, malformed, expired or forged credentials are 401 `Unauthorized`; a
  * valid token that may not do what it asks is 403 `Forbidden`.
  */
-import { HttpApiMiddleware, HttpApiSecurity, OpenApi } from "@effect/platform"
-import { Schema } from "effect"
+import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
+import * as OpenApi from "@effect/platform/OpenApi"
+import * as Schema from "effect/Schema"
 import { Forbidden, Unauthorized } from "../Errors.js"
 import { CurrentPrincipal } from "./Principal.js"
 

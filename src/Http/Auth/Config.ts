@@ -3,7 +3,14 @@
  * `JWT_SECRET`, as a service so that tests and `main.ts` choose them.
  */
 import { randomBytes } from "node:crypto"
-import { Config, type ConfigError, Context, Duration, Effect, Layer, Option, Redacted } from "effect"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 
 export interface AuthConfigShape {
   readonly adminToken: Redacted.Redacted<string>

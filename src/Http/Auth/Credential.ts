@@ -3,8 +3,8 @@
  * where the endpoint allows it, `?access_token=` (browsers' EventSource
  * cannot set headers).
  */
-import { HttpServerRequest } from "@effect/platform"
-import { Effect } from "effect"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as Effect from "effect/Effect"
 import { Unauthorized } from "../Errors.js"
 
 const bearerHeader = /^Bearer +([^\s]+) *$/i

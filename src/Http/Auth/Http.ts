@@ -2,7 +2,8 @@
  * The API's security schemes implemented: each middleware reads the
  * credential off the request and authenticates it.
  */
-import { Effect, Layer } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { Forbidden } from "../Errors.js"
 import { AdminAuth, AdminStreamAuth, UserAuth } from "./Api.js"
 import { credentialOf } from "./Credential.js"

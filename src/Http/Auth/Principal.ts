@@ -2,7 +2,8 @@
  * Who is calling, once authenticated: the operator or a user, and the rule
  * that a user acts only for themself.
  */
-import { Context, Effect } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import type { UserId } from "../../Domain/Ids.js"
 import { Forbidden } from "../Errors.js"
 

@@ -4,7 +4,14 @@
  * required), verified and minted with jose.
  */
 import { createHash, timingSafeEqual } from "node:crypto"
-import { Clock, Context, Duration, Effect, Layer, Option, Redacted, Schema } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import { errors as JoseErrors, jwtVerify, SignJWT } from "jose"
 import type { UserId } from "../../Domain/Ids.js"
 import { UserId as UserIdSchema } from "../../Domain/Ids.js"

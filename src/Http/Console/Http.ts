@@ -4,8 +4,9 @@
  * `npm run build` copies them) and served as they are. The page calls the public API with the admin token the
  * operator pastes; nothing here knows about tokens.
  */
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
-import { Effect } from "effect"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
 import { readFile } from "node:fs/promises"
 
 const assets = [

@@ -1,5 +1,6 @@
-import { HttpApiBuilder } from "@effect/platform"
-import { Duration, Effect } from "effect"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import { Repo } from "../../Repo/Repo.js"
 import { StockCache } from "../../StockCache/StockCache.js"
 import { Api } from "../Api.js"

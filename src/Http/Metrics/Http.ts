@@ -3,8 +3,11 @@
  * Prometheus text format. Scrapes are not access-logged: a scraper calls
  * every few seconds and would drown the log.
  */
-import { HttpApiBuilder, HttpMiddleware, HttpServerResponse } from "@effect/platform"
-import { Effect, Layer } from "effect"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { Prometheus } from "../../Observability/Prometheus.js"
 
 /** The exposition format version Prometheus negotiates for plain text. */

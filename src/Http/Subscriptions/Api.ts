@@ -1,4 +1,6 @@
-import { HttpApiEndpoint, HttpApiGroup, OpenApi } from "@effect/platform"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as OpenApi from "@effect/platform/OpenApi"
 import { ProductNotFound } from "../../Domain/Errors.js"
 import { Subscription } from "../../Domain/Subscription.js"
 import { UserAuth } from "../Auth/Api.js"

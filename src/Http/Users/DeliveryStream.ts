@@ -13,7 +13,14 @@
  * ids above `Last-Event-ID` (the watermark, `prunedThrough`, is above it), the
  * replay starts with a `Gap` saying so, then goes on with what is left.
  */
-import { Effect, ExecutionStrategy, Exit, Mailbox, Metric, Option, Scope, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Mailbox from "effect/Mailbox"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import type { Delivery } from "../../Domain/Delivery.js"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
 import type { DeliveryId, UserId } from "../../Domain/Ids.js"

@@ -9,8 +9,8 @@
  * run against a schema created by hand. MySQL has no `CREATE INDEX IF NOT
  * EXISTS`, so its indexes are declared inside `CREATE TABLE`.
  */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
 
 const mysql = [
   `CREATE TABLE IF NOT EXISTS product (

@@ -25,8 +25,8 @@
  * goes, so a migration that failed half-way runs again from the start: every
  * step checks whether it was already done.
  */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
 
 const history = "product_user_notification_history"
 const rounds = "product_notification_history"

@@ -2,7 +2,7 @@
  * Every migration, in order. Imported statically (not discovered on disk) so
  * that they run the same from source and from a build.
  */
-import { Migrator } from "@effect/sql"
+import * as Migrator from "@effect/sql/Migrator"
 import createTables from "./0001_create_tables.js"
 import historyRetention from "./0002_history_retention.js"
 
