@@ -25,6 +25,7 @@ import * as Chart from "./support/Chart.js"
 import { slidingSecond } from "./support/Chart.js"
 import { bullmqLimiter, makeClient, pThrottleStrict } from "./support/Comparisons.js"
 import { profiled } from "./support/CpuProfile.js"
+import { allocationOf } from "./support/HeapProfile.js"
 import * as RemoteSender from "./support/RemoteSender.js"
 import * as Infra from "./support/Infra.js"
 import { fixed, type RateFigures, rateFigures, table, target, thousands } from "./support/Measure.js"
@@ -154,6 +155,9 @@ export const run = Effect.gen(function*() {
     say(`where restock's CPU goes: a round of ${thousands(profiledSubscribers)} under the sampling profiler`)
     yield* seedProduct({ productId: 3, subscribers: profiledSubscribers, firstUserId: subscribers + 1 })
     const { buckets, result: profiledRound } = yield* profiled(timedRound(3))
+    say(`what restock allocates: a round of ${thousands(profiledSubscribers)} under the sampling heap profiler`)
+    yield* seedProduct({ productId: 5, subscribers: profiledSubscribers, firstUserId: subscribers + profiledSubscribers + 1 })
+    const { allocation } = yield* allocationOf(timedRound(5))
     say(`one send's CPU: ${thousands(clientSends)} POSTs through the webhook notifier, then through plain undici`)
     const notifier = yield* Notifier
     const notifications = Array.from({ length: clientSends }, (_, i) =>
@@ -165,7 +169,7 @@ export const run = Effect.gen(function*() {
         sentAt: new Date()
       }))
     const webhookCpu = yield* cpuOf(Effect.forEach(notifications, notifier.send, { concurrency: clientConcurrency, discard: true }))
-    return { cold, coldFigures, finished, seconds, cpuMs, arrivals, figures, buckets, profiledRound, webhookCpu, seen }
+    return { cold, coldFigures, finished, seconds, cpuMs, arrivals, figures, buckets, allocation, profiledRound, webhookCpu, seen }
   }).pipe(
     Effect.provide(stack({
       database: db.config,
@@ -249,7 +253,7 @@ export const run = Effect.gen(function*() {
       `${fixed(restock.seen.recordMs, 1)} ms on average; the event loop's delay (sampled every ms) was ` +
       `${fixed(restock.seen.loopDelayP99Ms, 1)} ms at the 99th percentile, ${fixed(restock.seen.loopDelayMaxMs, 0)} ms at most.`,
       `One send's CPU alone (${thousands(clientSends)} POSTs, ${clientConcurrency} at a time, same sender): ` +
-      `restock's webhook notifier (undici's request, through Effect) ${fixed(restock.webhookCpu / clientSends, 2)} ms, ` +
+      `restock's webhook notifier (undici's dispatch, through Effect) ${fixed(restock.webhookCpu / clientSends, 2)} ms, ` +
       `plain undici ${fixed(undiciCpu / clientSends, 2)} ms. ` +
       `At ${limit}/s, restock's ${fixed(restock.cpuMs / restock.figures.n, 2)} ms per send asks for ` +
       `${fixed((restock.cpuMs / restock.figures.n) * limit / 1000, 2)} of this machine's 2 cores.`,
@@ -259,6 +263,17 @@ export const run = Effect.gen(function*() {
       table(
         ["bucket", "CPU ms", "share"],
         restock.buckets.filter((b) => b.share >= 0.005).map((b) => [b.name, fixed(b.ms, 0), `${fixed(100 * b.share, 1)} %`])
+      ),
+      `What restock allocated in another round of ${thousands(profiledSubscribers)} at ${limit}/s: ` +
+      `${fixed(restock.allocation.totalBytes / 1024 / profiledSubscribers, 1)} KiB per send ` +
+      `(V8 sampling heap profiler, freed objects included; the functions that allocated the most themselves):\n\n` +
+      table(
+        ["function (module:line)", "KiB per send", "share"],
+        restock.allocation.top.map((a) => [
+          a.where.replace(/\|/g, "\\|"),
+          fixed(a.bytes / 1024 / profiledSubscribers, 2),
+          `${fixed((100 * a.bytes) / restock.allocation.totalBytes, 1)} %`
+        ])
       )
     ],
     targets: [
@@ -266,6 +281,8 @@ export const run = Effect.gen(function*() {
         restock.figures.n === subscribers, `${finished.status}, ${finished.sentCount} sent, ${restock.figures.n} arrived`),
       target("rate: 0 sliding seconds over the limit at the sender", restock.figures.windowsOverLimit === 0,
         `worst second ${restock.figures.worstSecond}, ${restock.figures.windowsOverLimit} windows over`),
+      target("rate: ≤ 20 KiB allocated per send", restock.allocation.totalBytes / 1024 / profiledSubscribers <= 20,
+        `${fixed(restock.allocation.totalBytes / 1024 / profiledSubscribers, 1)} KiB`),
       target("rate: efficiency ≥ 0.98 (a running service's round)", restock.figures.efficiency >= 0.98, fixed(restock.figures.efficiency, 3)),
       target("rate: 0 sliding seconds over the limit in the first round of a fresh process",
         restock.coldFigures.windowsOverLimit === 0 && restock.cold.round.status === "COMPLETED",

@@ -6,6 +6,7 @@
  * clients, restock's own modules.
  */
 import { Effect } from "effect"
+import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
 
 interface ProfileNode {
@@ -80,6 +81,9 @@ export const profiled = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.flatMap(effect, (result) =>
         Effect.promise(async () => {
           const { profile } = (await session.post("Profiler.stop")) as unknown as { profile: Profile }
+          // RESTOCK_BENCH_CPUPROFILE=<file>: the raw profile too, for Chrome's DevTools or a closer look.
+          const file = process.env.RESTOCK_BENCH_CPUPROFILE?.trim()
+          if (file) writeFileSync(file, JSON.stringify(profile))
           return { result, buckets: buckets(profile) }
         })),
     (session) => Effect.sync(() => session.disconnect())

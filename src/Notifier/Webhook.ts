@@ -20,8 +20,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { STATUS_CODES } from "node:http"
+import type * as Scope from "effect/Scope"
 import type { Notification } from "../Domain/Delivery.js"
 import { describeCause } from "../Domain/Errors.js"
+import * as Deadlines from "./Deadlines.js"
+import type { Deadlines as DeadlinesShape, Timed } from "./Deadlines.js"
 import { Notifier, type NotifierShape, SendFailed } from "./Notifier.js"
 
 export interface WebhookOptions {
@@ -48,63 +51,144 @@ const snippetBytes = 200
 interface Answer {
   readonly status: number
   readonly headers: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+  /** The body's first bytes (up to one more than `snippetBytes`): only failures keep them. */
   readonly body: Uint8Array
+}
+
+/**
+ * One request and its answer, as undici's dispatch handler and as a deadline
+ * of the notifier's `Deadlines`: it settles once, with the response, a
+ * transport error, its timeout or its interruption, whichever comes first.
+ */
+class Exchange implements Undici.Dispatcher.DispatchHandler, Timed {
+  settled = false
+  private status = 0
+  private headers: Answer["headers"] = {}
+  private kept: Array<Buffer> | undefined
+  private keptBytes = 0
+  private controller: Undici.Dispatcher.DispatchController | undefined
+  private abortedWith: Error | undefined
+
+  constructor(
+    readonly deadline: number,
+    private readonly timeout: Duration.Duration,
+    private readonly deadlines: DeadlinesShape,
+    private readonly resume: (outcome: Effect.Effect<void, SendFailed>) => void
+  ) {}
+
+  onRequestStart(controller: Undici.Dispatcher.DispatchController) {
+    this.controller = controller
+    if (this.abortedWith !== undefined) controller.abort(this.abortedWith)
+  }
+
+  onResponseStart(_controller: Undici.Dispatcher.DispatchController, statusCode: number, headers: Answer["headers"]) {
+    if (statusCode < 200) return // 1xx: the answer is still to come
+    this.status = statusCode
+    this.headers = headers
+    if (statusCode >= 300) this.kept = []
+  }
+
+  onResponseData(_controller: Undici.Dispatcher.DispatchController, chunk: Buffer) {
+    // The body is read to its end (a connection is reused only then) but kept only for a failure's message.
+    if (this.kept !== undefined && this.keptBytes <= snippetBytes) {
+      this.kept.push(chunk)
+      this.keptBytes += chunk.byteLength
+    }
+  }
+
+  onResponseEnd() {
+    this.settle(this.answered())
+  }
+
+  onResponseError(_controller: Undici.Dispatcher.DispatchController | undefined, error: Error) {
+    // A body that breaks off midway still leaves the status to decide.
+    this.settle(
+      this.status !== 0 ? this.answered() : Effect.fail(
+        new SendFailed({ reason: "Transient", message: `request to the sender failed: ${describeTransportError(error)}` })
+      )
+    )
+  }
+
+  // Settled before the abort: aborting calls `onResponseError` at once, which must find it settled.
+  expire() {
+    this.settle(Effect.fail(
+      new SendFailed({ reason: "Transient", message: `no response from the sender within ${Duration.format(this.timeout)}` })
+    ))
+    this.abort(new Error("timed out"))
+  }
+
+  /** Interrupted: the request is aborted, which frees its socket. */
+  interrupt() {
+    this.settled = true
+    this.deadlines.settled()
+    this.abort(new Error("interrupted"))
+  }
+
+  private abort(reason: Error) {
+    this.abortedWith = reason
+    this.controller?.abort(reason)
+  }
+
+  private answered(): Effect.Effect<void, SendFailed> {
+    if (this.status >= 200 && this.status < 300) return Effect.void
+    return classify({
+      status: this.status,
+      headers: this.headers,
+      body: this.kept === undefined ? new Uint8Array(0) : Buffer.concat(this.kept)
+    })
+  }
+
+  private settle(outcome: Effect.Effect<void, SendFailed>) {
+    if (this.settled) return
+    this.settled = true
+    this.deadlines.settled()
+    this.resume(outcome)
+  }
 }
 
 /**
  * The webhook notifier over an undici dispatcher (`layer` provides a
  * keep-alive agent). undici is driven directly rather than through the
  * platform's `HttpClient`: at the default limit this is the hottest path of
- * the service, and the direct request costs a quarter of the CPU.
+ * the service, and the direct request costs a quarter of the CPU. Directly
+ * means its dispatch API, one handler object per request, not `request`
+ * (which adds a promise, an abort signal and a readable stream for the body
+ * per request), and one timer for every request's timeout (`Deadlines`)
+ * instead of `Effect.timeoutFail`'s fiber and race per request: measured in
+ * bench/README.md ("the webhook's send path").
  */
-export const make = (options: WebhookOptions, dispatcher: Undici.Dispatcher): NotifierShape => {
-  const url = new URL(options.url)
-  const path = `${url.pathname}${url.search}`
-  const timeout = Duration.decode(options.timeout ?? defaultTimeout)
+export const make = (options: WebhookOptions, dispatcher: Undici.Dispatcher): Effect.Effect<NotifierShape, never, Scope.Scope> =>
+  Effect.map(Deadlines.make, (deadlines) => {
+    const url = new URL(options.url)
+    const origin = url.origin
+    const path = `${url.pathname}${url.search}`
+    const timeout = Duration.decode(options.timeout ?? defaultTimeout)
+    const timeoutMillis = Duration.toMillis(timeout)
 
-  const post = (notification: Notification, signal: AbortSignal): Promise<Answer> =>
-    dispatcher.request({
-      origin: url.origin,
-      path,
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "idempotency-key": notification.idempotencyKey
-      },
-      // Written out rather than through the schema's encoder, which cost a quarter of a
-      // millisecond per request; the webhook test checks the body field by field.
-      body: JSON.stringify({
-        userId: notification.userId,
-        productId: notification.productId,
-        productName: notification.productName,
-        restockRound: notification.restockRound,
-        sentAt: notification.sentAt.toISOString()
-      }),
-      signal
-    }).then(async (response) => {
-      // Read the whole body: a connection is reused only once its response is consumed.
-      // A body that breaks off midway still leaves the status to decide.
-      const body = await response.body.bytes().catch(() => new Uint8Array(0))
-      return { status: response.statusCode, headers: response.headers, body }
-    })
-
-  const send = (notification: Notification): Effect.Effect<void, SendFailed> =>
-    Effect.tryPromise({
-      // Interrupting the request aborts it, which frees its socket.
-      try: (signal) => post(notification, signal),
-      catch: (cause) =>
-        new SendFailed({ reason: "Transient", message: `request to the sender failed: ${describeTransportError(cause)}` })
-    }).pipe(
-      Effect.flatMap(classify),
-      Effect.timeoutFail({
-        duration: timeout,
-        onTimeout: () =>
-          new SendFailed({ reason: "Transient", message: `no response from the sender within ${Duration.format(timeout)}` })
+    const send = (notification: Notification): Effect.Effect<void, SendFailed> =>
+      Effect.async<void, SendFailed>((resume) => {
+        const exchange = new Exchange(deadlines.now() + timeoutMillis, timeout, deadlines, resume)
+        deadlines.track(exchange)
+        dispatcher.dispatch({
+          origin,
+          path,
+          method: "POST",
+          headers: ["content-type", "application/json", "idempotency-key", notification.idempotencyKey],
+          // Written out rather than through the schema's encoder, which cost a quarter of a
+          // millisecond per request; the webhook test checks the body field by field.
+          body: JSON.stringify({
+            userId: notification.userId,
+            productId: notification.productId,
+            productName: notification.productName,
+            restockRound: notification.restockRound,
+            sentAt: notification.sentAt.toISOString()
+          })
+        }, exchange)
+        return Effect.sync(() => exchange.interrupt())
       })
-    )
 
-  return { send }
-}
+    return { send }
+  })
 
 /**
  * The webhook notifier with its own keep-alive agent: at most `connections`
@@ -117,7 +201,7 @@ export const layer = (options: WebhookOptions): Layer.Layer<Notifier> =>
     Effect.acquireRelease(
       Effect.sync(() => new Undici.Agent({ connections: options.connections ?? defaultConnections })),
       (agent) => Effect.promise(() => agent.destroy())
-    ).pipe(Effect.map((agent) => make(options, agent)))
+    ).pipe(Effect.flatMap((agent) => make(options, agent)))
   )
 
 const classify = (answer: Answer): Effect.Effect<void, SendFailed> =>

@@ -232,6 +232,22 @@ describe("Webhook notifier", () => {
       expect(failure.message).toMatch(/^request to the sender failed: /)
     }))
 
+  it.scopedLive("an interrupted send aborts its request and frees its socket for the next", () =>
+    Effect.gen(function*() {
+      const sender = yield* TestSender.start({
+        script: TestSender.forRequest(1, TestSender.hang)
+      })
+      const notifier = yield* webhook({ url: sender.url, connections: 1 })
+
+      const hung = yield* Effect.fork(notifier.send(notification(1)))
+      yield* sender.awaitArrivals(1)
+      yield* Fiber.interrupt(hung)
+      // One socket only: the next send goes out only if the first one's was given up.
+      yield* notifier.send(notification(2)).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "the socket was not freed" }))
+
+      expect(sender.arrivals().map((arrival) => arrival.idempotencyKey)).toEqual(["7:3:1", "7:3:2"])
+    }))
+
   it.scoped("times out through the Clock: no answer within 10 s is transient", () =>
     Effect.gen(function*() {
       const sender = yield* TestSender.start({ script: () => TestSender.hang })
