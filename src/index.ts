@@ -13,7 +13,7 @@ export { StockCache, type StockCacheShape, type StockWatch } from "./StockCache/
 export { Notifier, type NotifierShape, SendFailed } from "./Notifier/Notifier.js"
 export { DeliveryFeed, type DeliveryFeedShape, FeedOverflow } from "./Notifier/Feed.js"
 export { RateLimiter, type RateLimiterShape } from "./Dispatch/RateLimiter/RateLimiter.js"
-export { DispatchSettings, type DispatchSettingsShape } from "./Dispatch/Round.js"
+export { DispatchSettings, type DispatchSettingsShape } from "./Dispatch/Settings.js"
 
 // Their layers: one module per implementation.
 export * as RestockLive from "./Dispatch/RestockLive.js"

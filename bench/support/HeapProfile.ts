@@ -7,6 +7,7 @@
  * sizes measured here (megabytes per round).
  */
 import { Effect } from "effect"
+import { writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises"
 
 interface SamplingNode {
@@ -77,6 +78,9 @@ export const allocationOf = <A, E, R>(
           const { profile } = (await session.post("HeapProfiler.stopSampling")) as unknown as {
             profile: { head: SamplingNode }
           }
+          // RESTOCK_BENCH_HEAPPROFILE=<file>: the raw profile too, for Chrome's DevTools or a closer look.
+          const file = process.env.RESTOCK_BENCH_HEAPPROFILE?.trim()
+          if (file) writeFileSync(file, JSON.stringify(profile))
           return { result, allocation: summarize(profile.head, options.top ?? 15) }
         })),
     (session) => Effect.sync(() => session.disconnect())

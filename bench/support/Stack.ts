@@ -12,7 +12,7 @@ import { RateLimiter, type RateLimiterShape } from "../../src/Dispatch/RateLimit
 import * as RateLimiterRedis from "../../src/Dispatch/RateLimiter/Redis.js"
 import type { Restock } from "../../src/Dispatch/Restock.js"
 import * as RestockLive from "../../src/Dispatch/RestockLive.js"
-import { DispatchSettings, type DispatchSettingsShape } from "../../src/Dispatch/Round.js"
+import { DispatchSettings, type DispatchSettingsShape } from "../../src/Dispatch/Settings.js"
 import type { StorageUnavailable } from "../../src/Domain/Errors.js"
 import type { DeliveryFeed } from "../../src/Notifier/Feed.js"
 import * as FeedRedis from "../../src/Notifier/FeedRedis.js"

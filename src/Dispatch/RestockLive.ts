@@ -33,7 +33,8 @@ import { StockCache } from "../StockCache/StockCache.js"
 import { Halt } from "./Halt.js"
 import { RateLimiter } from "./RateLimiter/RateLimiter.js"
 import { Restock } from "./Restock.js"
-import { dispatchRound, DispatchSettings } from "./Round.js"
+import { dispatchRound } from "./Round.js"
+import { DispatchSettings } from "./Settings.js"
 
 /** How often progress and completion are re-read from the database (other instances' rounds). */
 const pollInterval = Duration.millis(250)

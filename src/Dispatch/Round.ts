@@ -10,6 +10,12 @@
  *       (`last_sent_user_id`) advances over what has been recorded
  *     → terminal status, written after every record before it.
  *
+ * Each job has a module of its own: the settings (`Settings.ts`), the
+ * instrumented notifier (`InstrumentedNotifier.ts`), the storage retry
+ * (`Durably.ts`), the lease heartbeat (`LeaseHeartbeat.ts`), the window of
+ * unrecorded sends (`Window.ts`) and the group commit (`GroupCommit.ts`);
+ * this module is the start loop that joins them.
+ *
  * Durability: a send holds its slot of the window from before it starts
  * until its record is committed, so at most `unrecordedWindow` sends are
  * ever sent-or-in-flight but not yet recorded: what a SIGKILL can make a
@@ -17,105 +23,34 @@
  * as they come, not in subscription order, so one slow send holds up only
  * its own slot, never the sends after it.
  */
-import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
-import * as Queue from "effect/Queue"
-import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
-import { Notification, type DeliveryRecord } from "../Domain/Delivery.js"
+import { Notification } from "../Domain/Delivery.js"
 import { describeCause } from "../Domain/Errors.js"
-import type { UserId } from "../Domain/Ids.js"
 import type { Product } from "../Domain/Product.js"
 import type { Round } from "../Domain/Round.js"
 import type { Subscriber } from "../Domain/Subscription.js"
+import * as Metrics from "../Metrics.js"
 import { DeliveryFeed } from "../Notifier/Feed.js"
 import { Notifier } from "../Notifier/Notifier.js"
+import * as PageSpans from "../Observability/PageSpans.js"
 import { Repo } from "../Repo/Repo.js"
 import { StockCache } from "../StockCache/StockCache.js"
+import { makeDurably } from "./Durably.js"
+import * as GroupCommit from "./GroupCommit.js"
 import { Halt, terminalOutcome } from "./Halt.js"
-import * as Metrics from "../Metrics.js"
-import * as PageSpans from "../Observability/PageSpans.js"
-import { makePrefixTracker } from "./Prefix.js"
+import { instrument } from "./InstrumentedNotifier.js"
+import { keepLease } from "./LeaseHeartbeat.js"
 import { RateLimiter } from "./RateLimiter/RateLimiter.js"
 import { makeAttemptThenRetry } from "./SendPolicy.js"
+import { DispatchSettings, unrecordedWindow } from "./Settings.js"
 import { makeUnrecordedWindow } from "./Window.js"
-
-/** How a dispatcher paces and batches its work. */
-export interface DispatchSettingsShape {
-  /**
-   * The least sends that may be started but not yet recorded: bounds overlap
-   * and what a crash can repeat. At high limits the window grows to 50 ms of
-   * sends (see `unrecordedWindow`).
-   */
-  readonly maxInFlight: number
-  /** Subscribers read per page. */
-  readonly pageSize: number
-  /** The most delivery records written in one transaction. */
-  readonly maxRecordBatch: number
-  /** Retries of a transient send failure (`NOTIFIER_RETRIES`). */
-  readonly retries: number
-  /** How long a dispatcher's claim on a round holds without a heartbeat. */
-  readonly leaseDuration: Duration.Duration
-  /** How long to keep retrying a record or status write while the database is away. */
-  readonly storageRetryWindow: Duration.Duration
-  /** On shutdown, how long halted rounds may take to await their in-flight sends. */
-  readonly shutdownGrace: Duration.Duration
-}
-
-export class DispatchSettings extends Context.Tag("restock/DispatchSettings")<
-  DispatchSettings,
-  DispatchSettingsShape
->() {
-  static readonly defaults: DispatchSettingsShape = {
-    // With the window's growth, 25 at the default 500/s: a sender answering in up to ~40 ms
-    // plus a record write, and a SIGKILL repeats at most 25 (SPEC §3.7).
-    maxInFlight: 20,
-    pageSize: 500,
-    maxRecordBatch: 500,
-    retries: 3,
-    leaseDuration: Duration.seconds(10),
-    storageRetryWindow: Duration.seconds(30),
-    shutdownGrace: Duration.seconds(5)
-  }
-}
-
-/**
- * How long a window of unrecorded sends lasts at the limit: sends started
- * but not yet recorded are at most this many milliseconds of the limit's
- * sends, or `maxInFlight` if more, or `maxRecordBatch` if fewer.
- */
-export const unrecordedWindowMillis = 50
-
-/** The most sends started but not yet recorded at `limitPerSecond`: 25 at 500/s with the defaults. */
-export const unrecordedWindow = (settings: DispatchSettingsShape, limitPerSecond: number): number =>
-  Math.max(
-    settings.maxInFlight,
-    Math.min(settings.maxRecordBatch, Math.floor((limitPerSecond * unrecordedWindowMillis) / 1000))
-  )
-
-/** The longest a small batch of records waits for more (see the group commit in `dispatchRound`). */
-export const maxLingerMillis = 25
-
-/**
- * A subscriber's turn, settled: its send succeeded or failed, or it was
- * recorded before a resume (not sent again, but part of the prefix).
- * `position` is its place among this dispatch's turns.
- */
-interface Settled {
-  readonly position: number
-  readonly userId: UserId
-  readonly succeeded: boolean
-  /** The delivery to record; none for a failed send or a user recorded before. */
-  readonly delivery: DeliveryRecord | undefined
-}
 
 export interface DispatchInput {
   readonly round: Round
@@ -139,77 +74,50 @@ export const dispatchRound = (input: DispatchInput) =>
     const repo = yield* Repo
     const stockCache = yield* StockCache
     const limiter = yield* RateLimiter
-    const notifier = yield* Notifier
-    // Counted where requests leave: every attempt, retries included.
-    const instrumentedNotifier = Notifier.of({
-      send: (notification) =>
-        Metrics.timed(Metrics.sendLatency, notifier.send(notification)).pipe(
-          Effect.tapBoth({
-            onFailure: (failure) =>
-              Metric.increment(failure.reason === "Permanent" ? Metrics.sendsPermanentFailure : Metrics.sendsTransientFailure),
-            onSuccess: () => Metric.increment(Metrics.sendsOk)
-          })
-        )
-    })
+    const notifier = instrument(yield* Notifier)
     const feed = yield* DeliveryFeed
     const settings = yield* DispatchSettings
     const { halt, onProgress, owner, product, round } = input
     const { productId, restockRound } = round
     const haltWith = (reason: Halt) => Deferred.succeed(halt, reason)
     const roundScope = yield* Effect.scope
-
-    /** Retries a write while the database is away; stops new sends meanwhile. */
-    const durably = <A, E extends { readonly _tag: string; readonly message: string }>(write: Effect.Effect<A, E>) =>
-      write.pipe(
-        Effect.tapError((error) =>
-          error._tag === "StorageUnavailable" ? haltWith(Halt.StorageFailed({ message: error.message })) : Effect.void
-        ),
-        Effect.retry({
-          while: (error) => error._tag === "StorageUnavailable",
-          schedule: Schedule.exponential("100 millis").pipe(
-            Schedule.union(Schedule.spaced("2 seconds")),
-            Schedule.upTo(settings.storageRetryWindow)
-          )
-        })
-      )
+    const durably = makeDurably(settings.storageRetryWindow, (message) => haltWith(Halt.StorageFailed({ message })))
 
     // Sold out: the watch completes `halt` as soon as stock ≤ 0 is visible.
     const watch = yield* stockCache.watch(productId)
     yield* watch.soldOut.pipe(Effect.zipRight(haltWith(Halt.SoldOut())), Effect.forkScoped)
-
-    // Heartbeat: keeps the lease while this process lives; a lost lease stops the round.
-    yield* Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      yield* repo.renewLease(productId, restockRound, {
-        owner,
-        expiresAt: new Date(now + Duration.toMillis(settings.leaseDuration))
-      })
-    }).pipe(
-      Effect.catchTags({
-        LeaseLost: () => haltWith(Halt.LeaseLost()),
-        // The next beat tries again; writes are fenced if the lease lapses meanwhile.
-        StorageUnavailable: () => Effect.void
-      }),
-      Effect.repeat(Schedule.spaced(Duration.times(settings.leaseDuration, 1 / 3))),
-      Effect.delay(Duration.times(settings.leaseDuration, 1 / 3)),
-      Effect.forkScoped
-    )
+    yield* keepLease({
+      repo,
+      productId,
+      restockRound,
+      owner,
+      leaseDuration: settings.leaseDuration,
+      onLost: haltWith(Halt.LeaseLost())
+    })
 
     const cutShort = yield* Ref.make(false)
     const pages = yield* PageSpans.make(settings.pageSize)
-    const window = unrecordedWindow(settings, limiter.limitPerSecond)
+    const windowSize = unrecordedWindow(settings, limiter.limitPerSecond)
     // A slot is taken before a send starts and given back once its record is committed.
-    const unrecorded = yield* makeUnrecordedWindow(window)
-    // Settled turns on their way to the group commit; `None` ends it, behind all of them.
-    const settled = yield* Queue.bounded<Option.Option<Settled>>(settings.maxRecordBatch)
-    const settle = (turn: Settled) => Queue.offer(settled, Option.some(turn))
-    const prefix = makePrefixTracker<UserId>()
+    const unrecorded = yield* makeUnrecordedWindow(windowSize)
+    const commit = yield* GroupCommit.make({
+      repo,
+      feed,
+      durably,
+      round,
+      owner,
+      productName: product.name,
+      unrecorded,
+      windowSize,
+      limitPerSecond: limiter.limitPerSecond,
+      maxRecordBatch: settings.maxRecordBatch,
+      onLeaseLost: haltWith(Halt.LeaseLost()),
+      onProgress
+    })
     let positions = 0
-    // The round as this dispatcher last wrote it: each batch's write starts from it.
-    let written = round
 
     const attemptThenRetry = makeAttemptThenRetry(
-      { notifier: instrumentedNotifier, limiter },
+      { notifier, limiter },
       { retries: settings.retries, onRetry: () => Metric.increment(Metrics.retries) }
     )
 
@@ -220,8 +128,9 @@ export const dispatchRound = (input: DispatchInput) =>
      */
     const send = (subscriber: Subscriber, position: number, sentAt: Date, page: Tracer.Span): Effect.Effect<void> =>
       Effect.zipRight(
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Metric.update(Metrics.sendStartLag, Math.max(0, now - sentAt.getTime()) / 1000)),
+        Effect.clockWith((clock) =>
+          Metric.update(Metrics.sendStartLag, Math.max(0, clock.unsafeCurrentTimeMillis() - sentAt.getTime()) / 1000)
+        ),
         attemptThenRetry(
           // Its fields come from decoded rows: validating them again per send costs more than the rest.
           new Notification(
@@ -240,7 +149,7 @@ export const dispatchRound = (input: DispatchInput) =>
           ),
           Effect.tap((succeeded) => pages.settled(page, succeeded)),
           Effect.flatMap((succeeded) =>
-            settle({
+            commit.settle({
               position,
               userId: subscriber.userId,
               succeeded,
@@ -260,7 +169,7 @@ export const dispatchRound = (input: DispatchInput) =>
       Effect.gen(function*() {
         const position = positions++
         if (subscriber.alreadyRecorded) {
-          yield* settle({ position, userId: subscriber.userId, succeeded: true, delivery: undefined })
+          yield* commit.settle({ position, userId: subscriber.userId, succeeded: true, delivery: undefined })
           return true
         }
         // A halt while waiting here is seen right after: the wait is at most one record
@@ -285,66 +194,6 @@ export const dispatchRound = (input: DispatchInput) =>
         yield* Ref.set(cutShort, true)
         return false
       })
-
-    const recordBatch = (batch: ReadonlyArray<Settled>) =>
-      Effect.gen(function*() {
-        const deliveries: Array<DeliveryRecord> = []
-        let sends = 0
-        // Subscription order within a batch, so recipients' ids mostly follow it.
-        for (const turn of [...batch].sort((a, b) => a.position - b.position)) {
-          prefix.settle(turn.position, turn.succeeded, turn.userId)
-          if (turn.delivery !== undefined) deliveries.push(turn.delivery)
-          if (turn.delivery !== undefined || !turn.succeeded) sends += 1
-        }
-        const lastSentUserId = prefix.advanced()
-        yield* Effect.gen(function*() {
-          if (deliveries.length === 0 && lastSentUserId === undefined) return
-          const now = new Date(yield* Clock.currentTimeMillis)
-          const recorded = yield* durably(
-            repo.recordDeliveries(written, owner, { deliveries, lastSentUserId, now, productName: product.name })
-          )
-          written = recorded.round
-          yield* Metric.incrementBy(Metrics.deliveriesRecorded, recorded.deliveries.length)
-          yield* feed.publish(recorded.deliveries)
-          yield* onProgress(recorded.round)
-        }).pipe(
-          Effect.catchTag("LeaseLost", () => haltWith(Halt.LeaseLost())),
-          // Their slots are given back whatever happened: the start loop must see a halt, not hang.
-          Effect.ensuring(sends > 0 ? unrecorded.release(sends) : Effect.void)
-        )
-      }).pipe(
-        // Batches follow the sends closely (one every few sends at the limit): their queries would
-        // put several spans per send in a trace; the page spans and metrics time them instead.
-        Effect.withTracerEnabled(false)
-      )
-
-    /**
-     * Group commit: whatever has settled (at least one, at most a batch) each
-     * time the writer is free. A batch much smaller than the window waits a
-     * little for more (an eighth of the window's time, at most 25 ms) unless
-     * the window is crowded: at low rates every send would otherwise be a
-     * transaction of its own, and a transaction's round trips cost more CPU
-     * than the send; near the limit a record that waits may hold up a send.
-     * The records wait in the window, so this bounds nothing more than it did.
-     */
-    const lingerMillis = Math.min(maxLingerMillis, (window * 1000) / limiter.limitPerSecond / 8)
-    const recordAsTheySettle = Effect.gen(function*() {
-      while (true) {
-        let taken = yield* Queue.takeBetween(settled, 1, settings.maxRecordBatch)
-        if (lingerMillis >= 1 && taken.length < window / 2 && Option.isSome(Chunk.unsafeLast(taken))) {
-          yield* unrecorded.lingerUnlessCrowded(Duration.millis(lingerMillis))
-          taken = Chunk.appendAll(taken, yield* Queue.takeUpTo(settled, settings.maxRecordBatch - taken.length))
-        }
-        const batch: Array<Settled> = []
-        let ended = false
-        for (const item of taken) {
-          if (Option.isSome(item)) batch.push(item.value)
-          else ended = true
-        }
-        if (batch.length > 0) yield* recordBatch(batch)
-        if (ended) return
-      }
-    })
 
     const after = round.lastSentUserId === null
       ? Option.none()
@@ -380,7 +229,7 @@ export const dispatchRound = (input: DispatchInput) =>
       // Every slot back means every send started has been recorded; then the writer may stop.
       // (Not on interruption: then the writer has failed, and the queue may be full.)
       yield* unrecorded.drain
-      yield* Queue.offer(settled, Option.none())
+      yield* commit.end
     })
 
     if (yield* watch.isSoldOut) {
@@ -388,7 +237,7 @@ export const dispatchRound = (input: DispatchInput) =>
       yield* haltWith(Halt.SoldOut())
       yield* Ref.set(cutShort, true)
     } else {
-      yield* Effect.all([startInOrder, recordAsTheySettle], { concurrency: 2, discard: true }).pipe(
+      yield* Effect.all([startInOrder, commit.run], { concurrency: 2, discard: true }).pipe(
         Effect.ensuring(pages.close)
       )
     }

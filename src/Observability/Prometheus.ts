@@ -76,7 +76,9 @@ const canonical = (exposition: string): string => {
  */
 const registerSeries = Effect.all(
   [
-    ...["ok", "transient", "permanent"].map((outcome) => Metric.tagged(Metrics.sends, "outcome", outcome)),
+    Metrics.sendsOk,
+    Metrics.sendsTransientFailure,
+    Metrics.sendsPermanentFailure,
     Metrics.retries,
     Metrics.sendLatency,
     Metrics.rateLimitWait,
@@ -86,7 +88,8 @@ const registerSeries = Effect.all(
     Metrics.roundDuration,
     Metrics.deliveriesRecorded,
     Metrics.sseConnections,
-    ...["live", "replayed"].map((kind) => Metric.tagged(Metrics.sseEventsDelivered, "kind", kind)),
+    Metrics.sseEventsLive,
+    Metrics.sseEventsReplayed,
     Metrics.sseSlowClientsDropped,
     Metrics.historyRowsPruned,
     Metrics.historyOldestRecordAge

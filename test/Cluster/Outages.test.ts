@@ -9,7 +9,7 @@
  * cuts it, so nothing else on the machine notices.
  */
 import { expect, layer } from "@effect/vitest"
-import { DispatchSettings, unrecordedWindow } from "../../src/Dispatch/Round.js"
+import { DispatchSettings, unrecordedWindow } from "../../src/Dispatch/Settings.js"
 import { Effect, Fiber } from "effect"
 import { countsByUser, range, repeats, webhooksOf } from "../support/Deliveries.js"
 import * as TestSender from "../support/Sender.js"

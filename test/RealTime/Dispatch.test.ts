@@ -11,7 +11,7 @@ import { expect, layer } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import { Redis } from "ioredis"
 import { loadavg } from "node:os"
-import { DispatchSettings, unrecordedWindow } from "../../src/Dispatch/Round.js"
+import { DispatchSettings, unrecordedWindow } from "../../src/Dispatch/Settings.js"
 import {
   arrivalInversions,
   countsByUser,

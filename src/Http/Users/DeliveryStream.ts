@@ -29,8 +29,8 @@ import { DeliveryFeed, FeedOverflow } from "../../Notifier/Feed.js"
 import { Repo } from "../../Repo/Repo.js"
 import { SseConfig } from "../Sse.js"
 
-const replayedEvents = Metric.tagged(Metrics.sseEventsDelivered, "kind", "replayed")
-const liveEvents = Metric.tagged(Metrics.sseEventsDelivered, "kind", "live")
+const replayedEvents = Metrics.sseEventsReplayed
+const liveEvents = Metrics.sseEventsLive
 
 /**
  * The ids a reconnecting client has seen: everything up to `floor`, and the
