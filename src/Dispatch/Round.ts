@@ -185,8 +185,9 @@ export const dispatchRound = (input: DispatchInput) =>
           } else {
             const sentAt = new Date(yield* Clock.currentTimeMillis)
             const page = yield* pages.started
-            // Traced by its page, never on its own (nor the notifier's requests).
-            yield* Effect.forkIn(Effect.withTracerEnabled(send(subscriber, position, sentAt, page), false), roundScope)
+            // Traced by its page, never on its own (nor the notifier's requests): the start loop
+            // runs with the tracer off, and each send's fiber inherits that.
+            yield* Effect.forkIn(send(subscriber, position, sentAt, page), roundScope)
             return true
           }
         }
@@ -237,7 +238,9 @@ export const dispatchRound = (input: DispatchInput) =>
       yield* haltWith(Halt.SoldOut())
       yield* Ref.set(cutShort, true)
     } else {
-      yield* Effect.all([startInOrder, commit.run], { concurrency: 2, discard: true }).pipe(
+      // The tracer off once for the loop and the sends it forks, not per send (a `locally` per
+      // send copied the fiber's FiberRefs twice); the pages turn it on for their own spans.
+      yield* Effect.all([Effect.withTracerEnabled(startInOrder, false), commit.run], { concurrency: 2, discard: true }).pipe(
         Effect.ensuring(pages.close)
       )
     }
