@@ -1,7 +1,7 @@
 /**
  * cluster — one limit across instances.
  *
- * Two service processes (`src/main.ts`) on one MariaDB database and one Redis
+ * Two service processes (compiled, `dist/main.js`, as `npm start` runs them) on one MariaDB database and one Redis
  * key prefix, both sending through the webhook notifier to one local sender
  * (20 ± 10 ms, arrivals stamped where they arrive), limit 500/s. Two products
  * of 5,000 subscribers each, triggered at the same moment, one on each
@@ -62,11 +62,13 @@ export const run = Effect.gen(function*() {
 
   say(`first rounds of the fresh processes: product 3 on A and product 4 on B, ${thousands(coldSubscribersEach)} each, at once`)
   yield* sender.clearArrivals
+  const coldCpuBefore = [a.cpuMillis() ?? Number.NaN, b.cpuMillis() ?? Number.NaN] as const
   const [coldA, coldB] = yield* Effect.all([Service.trigger(a, 3), Service.trigger(b, 4)], { concurrency: 2 })
   const [coldFinishedA, coldFinishedB] = yield* Effect.all([
     Service.awaitTerminal(a, 3, coldA.restockRound, "60 seconds"),
     Service.awaitTerminal(b, 4, coldB.restockRound, "60 seconds")
   ], { concurrency: 2 })
+  const coldCpu = [(a.cpuMillis() ?? Number.NaN) - coldCpuBefore[0], (b.cpuMillis() ?? Number.NaN) - coldCpuBefore[1]]
   const coldArrivals = yield* sender.arrivals
   const coldStall = yield* sender.receiverStallMs
   const cold = rateFigures(coldArrivals.map((x) => x.at), limit)
@@ -106,12 +108,16 @@ export const run = Effect.gen(function*() {
   return {
     sections: [
       table(
-        ["arrivals at the sender", "sends", "worst second", "windows over 500", "rate /s", "rate / limit", "span s", "CPU s (instance)"],
+        ["arrivals at the sender", "sends", "worst second", "windows over 500", "rate /s", "rate / limit", "span s", "CPU ms/send (instance)"],
         [
           row("both instances together", all),
-          row("product 1 (instance A)", perA, fixed(cpu[0]! / 1000, 1)),
-          row("product 2 (instance B)", perB, fixed(cpu[1]! / 1000, 1)),
-          row(`first rounds of the fresh processes (${thousands(coldSubscribersEach)} each, both together; reported, not the target)`, cold)
+          row("product 1 (instance A)", perA, fixed(cpu[0]! / subscribersEach, 2)),
+          row("product 2 (instance B)", perB, fixed(cpu[1]! / subscribersEach, 2)),
+          row(
+            `first rounds of the fresh processes (${thousands(coldSubscribersEach)} each, both together; reported, not the target)`,
+            cold,
+            `A ${fixed(coldCpu[0]! / coldSubscribersEach, 2)}, B ${fixed(coldCpu[1]! / coldSubscribersEach, 2)}`
+          )
         ]
       ),
       `Rounds: A ${finishedA.status} ${thousands(finishedA.sentCount)}, B ${finishedB.status} ${thousands(finishedB.sentCount)}; ` +

@@ -1,7 +1,7 @@
 /**
  * load — the API under load while a round is sent.
  *
- * One service process (`src/main.ts`) on MariaDB and Redis, sending through
+ * One service process (compiled, `dist/main.js`, as `npm start` runs it) on MariaDB and Redis, sending through
  * the webhook notifier to a local sender (20 ± 10 ms, in a process of its
  * own, arrivals stamped where they arrive), limit 500/s. At each step of a
  * rising request rate, an HTTP load generator (autocannon, in the bench's

@@ -1,7 +1,7 @@
 /**
  * sse — fan-out to many listeners of one process.
  *
- * One service process (`src/main.ts`, `NOTIFIER=sse`, MariaDB + Redis),
+ * One service process (compiled, `dist/main.js`, as `npm start` runs it; `NOTIFIER=sse`, MariaDB + Redis),
  * 2,000 users subscribed to one product, each with an SSE stream open on it
  * (2,000 sockets from this process), then a round of those 2,000 at the
  * limit (500/s). Measured: each event's delivery latency — its `sentAt`
