@@ -154,8 +154,9 @@ class Exchange implements Undici.Dispatcher.DispatchHandler, Timed {
  * means its dispatch API, one handler object per request, not `request`
  * (which adds a promise, an abort signal and a readable stream for the body
  * per request), and one timer for every request's timeout (`Deadlines`)
- * instead of `Effect.timeoutFail`'s fiber and race per request: measured in
- * bench/README.md ("the webhook's send path").
+ * instead of `Effect.timeoutFail`'s fiber and race per request. Measured in
+ * one run of the `rate` bench: 0.71 → 0.45 ms CPU per POST, where plain
+ * undici's `request` took 0.56 (bench/README.md, "the webhook's send path").
  */
 export const make = (options: WebhookOptions, dispatcher: Undici.Dispatcher): Effect.Effect<NotifierShape, never, Scope.Scope> =>
   Effect.map(Deadlines.make, (deadlines) => {
