@@ -59,4 +59,4 @@ export const unrecordedWindow = (settings: DispatchSettingsShape, limitPerSecond
   )
 
 /** The longest a small batch of records waits for more (see `GroupCommit.ts`). */
-export const maxLingerMillis = 25
+export const maxLingerMillis = 100
