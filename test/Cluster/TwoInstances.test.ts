@@ -47,7 +47,8 @@ const cluster = Layer.scoped(
   Effect.gen(function*() {
     const backing = yield* Backing
     const sender = yield* TestSender.start({ latency: { minMs: 10, maxMs: 30 } })
-    const options = { ...backing, webhookUrl: sender.url, rateLimitPerSecond: limit }
+    // Compiled, as `npm start` and the image run them: this test measures their rate.
+    const options = { ...backing, compiled: true, webhookUrl: sender.url, rateLimitPerSecond: limit }
     const [a, b] = yield* Effect.all([start({ name: "instance A", ...options }), start({ name: "instance B", ...options })], {
       concurrency: "unbounded"
     })
@@ -85,7 +86,10 @@ layer(cluster, { excludeTestServices: true, timeout: "3 minutes" })("two instanc
       yield* seedProduct(a, onA, { stock: 10, subscribers: 1_000 })
       yield* seedProduct(b, onB, { stock: 10, subscribers: 1_000, firstUser: 10_001 })
       let best = 0
-      for (let attempt = 1; attempt <= 3 && best < rateBar * limit; attempt++) {
+      // Attempt 0 is the fresh processes' first round, still compiling their send path (the
+      // benches report such a round on its own; SPEC §3.2 asks for a sustained rate): it is
+      // checked like the others, but its rate does not count. Then up to three rounds.
+      for (let attempt = 0; attempt <= 3 && best < rateBar * limit; attempt++) {
         const cpuBefore = [a.cpuMillis(), b.cpuMillis()]
         sender.resetReceiverStall()
         const [roundA, roundB] = yield* Effect.all([trigger(a, onA), trigger(b, onB)], { concurrency: "unbounded" })
@@ -119,7 +123,7 @@ layer(cluster, { excludeTestServices: true, timeout: "3 minutes" })("two instanc
         expect(limitCheck.arrivalsWorst).toBeLessThanOrEqual(limit + limitCheck.allowance)
         // Both really ran at once, each at about half the limit.
         expect(to - from).toBeGreaterThan(2_000)
-        best = Math.max(best, combined.achieved)
+        if (attempt > 0) best = Math.max(best, combined.achieved)
       }
       // A shortfall with the CPU per send logged above near 1000 / limit ms means the process
       // cannot keep up on this machine (or was starved of CPU), not that the limiter spaces too widely.
