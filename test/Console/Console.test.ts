@@ -40,6 +40,19 @@ const openProduct = async (page: Page, name: string) => {
   await page.getByRole("heading", { name: new RegExp(`^${name} #\\d+$`) }).waitFor()
 }
 
+/** A product with `subscribers` shoppers (users 1..n, through the API), open in the signed-in console. */
+const productOpenWithSubscribers = async (
+  page: Page,
+  service: RunningService,
+  product: { readonly id: number; readonly name: string; readonly subscribers: number }
+) => {
+  await adminRequest(service, "PUT", `/admin/products/${product.id}`, { name: product.name, stock: 100 })
+  await subscribeMany(service, product.id, 1, product.subscribers)
+  await signedIn(page, service)
+  await openProduct(page, product.name)
+  await page.getByText(`${product.subscribers} active subscribers`).waitFor()
+}
+
 const addShopper = async (page: Page, userId: number) => {
   const form = page.locator("#shopper-form")
   await form.getByLabel("User id").fill(String(userId))
@@ -232,12 +245,8 @@ describe("the operator console", () => {
           }
         }
       })
-      await adminRequest(service, "PUT", "/admin/products/3", { name: "Green lamp", stock: 100 })
       await adminRequest(service, "PUT", "/admin/products/4", { name: "Spare bulb", stock: 0 })
-      await subscribeMany(service, 3, 1, 100)
-      await signedIn(page, service)
-      await openProduct(page, "Green lamp")
-      await page.getByText("100 active subscribers").waitFor()
+      await productOpenWithSubscribers(page, service, { id: 3, name: "Green lamp", subscribers: 100 })
 
       await restock(page)
       const chart = page.getByRole("img", { name: "Round #1: sends per second and progress over the round's time" })
@@ -319,11 +328,7 @@ describe("the operator console", () => {
 
   it("shows the sold-out banner when the stock is set to 0 during a round", () =>
     withPage(browser, async (page) => {
-      await adminRequest(service, "PUT", "/admin/products/2", { name: "Red scarf", stock: 100 })
-      await subscribeMany(service, 2, 1, 250)
-      await signedIn(page, service)
-      await openProduct(page, "Red scarf")
-      await page.getByText("250 active subscribers").waitFor()
+      await productOpenWithSubscribers(page, service, { id: 2, name: "Red scarf", subscribers: 250 })
 
       await restock(page)
       await watchProgress(page, ({ now }) => now >= 10)
