@@ -9,6 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as SendWindow from "./Dispatch/SendWindow.js"
 
 /** Where the data lives: the embedded SQLite file, or a MySQL/MariaDB server. */
 export type DatabaseConfig =
@@ -134,6 +135,27 @@ export const historyRetention: Config.Config<Option.Option<Duration.Duration>> =
   )
 )
 
+/**
+ * The send window (SPEC §3.12): `SEND_WINDOW` in `SEND_WINDOW_TIMEZONE`
+ * (default UTC); unset, sends may start at any time. A zone given without a
+ * window is still checked, so a typo does not wait for the day a window is set.
+ */
+export const sendWindow: Config.Config<Option.Option<SendWindow.SendWindow>> = Config.all({
+  window: optionalString("SEND_WINDOW"),
+  timeZone: withFallback("SEND_WINDOW_TIMEZONE", "UTC", (raw) => Either.map(SendWindow.parseTimeZone(raw), () => raw))
+}).pipe(
+  Config.mapOrFail(({ timeZone, window }) =>
+    Option.match(window, {
+      onNone: () => Either.right(Option.none()),
+      onSome: (value) =>
+        SendWindow.parse(value.trim(), timeZone).pipe(
+          Either.map(Option.some),
+          Either.mapLeft((why) => ConfigError.InvalidData(["SEND_WINDOW"], why))
+        )
+    })
+  )
+)
+
 /** Everything `main.ts` needs to compose the service. */
 export const AppConfig = Config.all({
   port: withFallback("PORT", 8080, integerIn(0, 65535)),
@@ -151,6 +173,7 @@ export const AppConfig = Config.all({
   // but lets a stalled one (a long GC or database pause) lose its round.
   leaseSeconds: withFallback("LEASE_SECONDS", 10, integerIn(1, 3600)),
   historyRetention,
+  sendWindow,
   adminToken: optionalString("ADMIN_TOKEN").pipe(Config.map(Option.map(Redacted.make))),
   jwtSecret: optionalString("JWT_SECRET").pipe(Config.map(Option.map(Redacted.make))),
   logFormat: withFallback("LOG_FORMAT", "pretty" as "pretty" | "json", (raw) =>

@@ -83,7 +83,8 @@ export const servicesWith = (
   const settings = Layer.succeed(DispatchSettings, {
     ...DispatchSettings.defaults,
     retries: config.notifierRetries,
-    leaseDuration: Duration.seconds(config.leaseSeconds)
+    leaseDuration: Duration.seconds(config.leaseSeconds),
+    sendWindow: Option.getOrNull(config.sendWindow)
   })
   // HISTORY_RETENTION set: the pruner runs in the background of every instance (they share one lease).
   const retention = Option.match(config.historyRetention, {

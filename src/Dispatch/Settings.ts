@@ -4,6 +4,7 @@
  */
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
+import type { SendWindow } from "./SendWindow.js"
 
 /** How a dispatcher paces and batches its work. */
 export interface DispatchSettingsShape {
@@ -25,6 +26,8 @@ export interface DispatchSettingsShape {
   readonly storageRetryWindow: Duration.Duration
   /** On shutdown, how long halted rounds may take to await their in-flight sends. */
   readonly shutdownGrace: Duration.Duration
+  /** When sends may start (`SEND_WINDOW`); `null`: at any time. */
+  readonly sendWindow: SendWindow | null
 }
 
 export class DispatchSettings extends Context.Tag("restock/DispatchSettings")<
@@ -40,7 +43,8 @@ export class DispatchSettings extends Context.Tag("restock/DispatchSettings")<
     retries: 3,
     leaseDuration: Duration.seconds(10),
     storageRetryWindow: Duration.seconds(30),
-    shutdownGrace: Duration.seconds(5)
+    shutdownGrace: Duration.seconds(5),
+    sendWindow: null
   }
 }
 

@@ -30,7 +30,20 @@ describe("start-up with bad configuration", () => {
     ["a HISTORY_RETENTION in an unknown unit", { HISTORY_RETENTION: "2w" }, /HISTORY_RETENTION.*"2w"/],
     ["a HISTORY_RETENTION of several parts", { HISTORY_RETENTION: "1h30m" }, /HISTORY_RETENTION.*"1h30m"/],
     ["a negative HISTORY_RETENTION", { HISTORY_RETENTION: "-5d" }, /HISTORY_RETENTION.*"-5d"/],
-    ["a HISTORY_RETENTION of zero", { HISTORY_RETENTION: "0s" }, /HISTORY_RETENTION.*at least 1s/]
+    ["a HISTORY_RETENTION of zero", { HISTORY_RETENTION: "0s" }, /HISTORY_RETENTION.*at least 1s/],
+    ["a SEND_WINDOW that is no window", { SEND_WINDOW: "8-21" }, /SEND_WINDOW.*HH:MM-HH:MM.*"8-21"/],
+    ["a SEND_WINDOW past the day's end", { SEND_WINDOW: "08:00-25:00" }, /SEND_WINDOW.*HH:MM-HH:MM/],
+    ["a SEND_WINDOW that starts where it ends", { SEND_WINDOW: "08:00-08:00" }, /SEND_WINDOW.*different times/],
+    [
+      "an unknown SEND_WINDOW_TIMEZONE",
+      { SEND_WINDOW: "08:00-21:00", SEND_WINDOW_TIMEZONE: "Mars/Olympus_Mons" },
+      /SEND_WINDOW_TIMEZONE.*IANA time zone.*Mars\/Olympus_Mons/
+    ],
+    [
+      "an unknown SEND_WINDOW_TIMEZONE without a window",
+      { SEND_WINDOW_TIMEZONE: "Europe/Berln" },
+      /SEND_WINDOW_TIMEZONE.*"Europe\/Berln"/
+    ]
   ]
   for (const [what, env, expected] of cases) {
     it(`${what}: one line naming the variable, exit 1`, async () => {
@@ -68,7 +81,9 @@ describe("start-up with bad configuration", () => {
       REDIS_URL: "",
       NOTIFIER: "",
       RATE_LIMIT_PER_SECOND: "",
-      NOTIFIER_RETRIES: ""
+      NOTIFIER_RETRIES: "",
+      SEND_WINDOW: "",
+      SEND_WINDOW_TIMEZONE: ""
     })
     expect(finished.stderr).toBe("")
     expect(finished.code).toBe(0)
