@@ -92,7 +92,7 @@ const memoryRepo = (subscribers: number, pageSize: number): RepoShape => {
 }
 
 const neverSoldOut: StockCacheShape = {
-  watch: () => Effect.succeed({ isSoldOut: Effect.succeed(false), soldOut: Effect.never }),
+  watch: () => Effect.succeed({ stock: Effect.succeed(1_000_000), isSoldOut: Effect.succeed(false), soldOut: Effect.never }),
   get: () => Effect.succeed(1_000_000),
   set: (_id, stock) => Effect.succeed(stock),
   adjust: () => Effect.succeed(1_000_000),

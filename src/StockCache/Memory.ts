@@ -54,10 +54,12 @@ export const make: Effect.Effect<StockCacheShape, never, Repo> = Effect.gen(func
         return Effect.as(repo.setStock(productId, stock), [stock, stock] as const)
       }))
 
-  const watch = (productId: ProductId) =>
+  // Nothing writes the ref but this process: no re-read is needed to see a change (SPEC §3.14).
+  const watch = (productId: ProductId, minimumStock = 0) =>
     Effect.map(refOf(productId), (ref): StockWatch => ({
-      isSoldOut: Effect.map(SubscriptionRef.get(ref), (stock) => stock <= 0),
-      soldOut: ref.changes.pipe(Stream.filter((stock) => stock <= 0), Stream.take(1), Stream.runDrain)
+      stock: SubscriptionRef.get(ref),
+      isSoldOut: Effect.map(SubscriptionRef.get(ref), (stock) => stock <= minimumStock),
+      soldOut: ref.changes.pipe(Stream.filter((stock) => stock <= minimumStock), Stream.take(1), Stream.runDrain)
     }))
 
   return {

@@ -14,7 +14,10 @@
  *   clamp at 0.
  *
  * Every process keeps a mirror of the products it watches, updated from the
- * channel, so `isSoldOut` costs no round trip. Results reach a mirror in the
+ * channel and re-read every `stockPollInterval` (so a change written without
+ * the PUBLISH is seen within a second too, SPEC §3.14: one GET per watched
+ * product, however many rounds or sends watch it), so `isSoldOut` costs no
+ * round trip. Results reach a mirror in the
  * order their commands were issued on the one command connection (a sequence
  * number per command), so a slow read never overwrites a newer value.
  *
@@ -25,7 +28,9 @@
  * the key afterwards and repeated if the key moved meanwhile, so concurrent
  * writers cannot leave `product.stock` on an older value.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -89,7 +94,16 @@ interface Observed {
 interface Mirror {
   readonly ref: SubscriptionRef.SubscriptionRef<Observed>
   watchers: number
+  /** Re-reads the key while the product is watched. */
+  poller: Fiber.RuntimeFiber<never> | undefined
 }
+
+/**
+ * How often a watched product's key is re-read, for changes written without
+ * the PUBLISH: half the second SPEC §3.14 allows, leaving the other half for
+ * the read itself and the round to stop.
+ */
+export const stockPollInterval = Duration.millis(500)
 
 const decodeProductId = Schema.decodeUnknownOption(idFromPath(ProductId))
 
@@ -235,6 +249,27 @@ export const make = Effect.gen(function*() {
       })
     )
 
+  /**
+   * Re-reads a watched product's key. A value this poller has not read before
+   * may have come without a message, so the database follows it as it would a
+   * message (compared with what this poller last read, not with the mirror: a
+   * refresh may have put the value there without the database following).
+   */
+  const poll = (productId: ProductId): Effect.Effect<never> => {
+    let lastRead: number | undefined
+    return Effect.forever(
+      Effect.gen(function*() {
+        yield* Effect.sleep(stockPollInterval)
+        const { stock } = yield* read(productId)
+        if (stock !== lastRead) yield* Queue.offer(databaseQueue, productId)
+        lastRead = stock
+      }).pipe(
+        Effect.catchAll((error) => Effect.logDebug(`stock of watched product ${productId} not re-read`, error.message))
+      )
+    )
+  }
+  const layerScope = yield* Effect.scope
+
   yield* Effect.forkScoped(drain(mirrorQueue, refreshMirror, 16))
   yield* Effect.forkScoped(drain(databaseQueue, followChange, 4))
 
@@ -288,7 +323,7 @@ export const make = Effect.gen(function*() {
       return yield* Effect.fail(new StorageUnavailable({ message: `Redis ${keyOf(productId)} keeps disappearing` }))
     })
 
-  const watch: StockCacheShape["watch"] = (productId) =>
+  const watch: StockCacheShape["watch"] = (productId, minimumStock = 0) =>
     Effect.acquireRelease(
       Effect.gen(function*() {
         let mirror = mirrors.get(productId)
@@ -297,8 +332,10 @@ export const make = Effect.gen(function*() {
           // Another watch of the product may have registered while this one read.
           mirror = mirrors.get(productId)
           if (mirror === undefined) {
-            mirror = { ref: yield* SubscriptionRef.make(observed), watchers: 0 }
+            mirror = { ref: yield* SubscriptionRef.make(observed), watchers: 0, poller: undefined }
             mirrors.set(productId, mirror)
+            // Forked from the acquire, which is uninterruptible: the poller must not inherit that.
+            mirror.poller = yield* Effect.forkIn(Effect.interruptible(poll(productId)), layerScope)
             // A change published between the read and the registration went unheard: read once more.
             yield* Queue.offer(mirrorQueue, productId)
           }
@@ -307,14 +344,21 @@ export const make = Effect.gen(function*() {
         return mirror
       }),
       (mirror) =>
-        Effect.sync(() => {
+        Effect.suspend(() => {
           mirror.watchers--
-          if (mirror.watchers === 0 && mirrors.get(productId) === mirror) mirrors.delete(productId)
+          if (mirror.watchers > 0 || mirrors.get(productId) !== mirror) return Effect.void
+          mirrors.delete(productId)
+          return mirror.poller === undefined ? Effect.void : Fiber.interruptFork(mirror.poller)
         })
     ).pipe(
       Effect.map((mirror): StockWatch => ({
-        isSoldOut: Effect.map(SubscriptionRef.get(mirror.ref), ({ stock }) => stock <= 0),
-        soldOut: mirror.ref.changes.pipe(Stream.filter(({ stock }) => stock <= 0), Stream.take(1), Stream.runDrain)
+        stock: Effect.map(SubscriptionRef.get(mirror.ref), ({ stock }) => stock),
+        isSoldOut: Effect.map(SubscriptionRef.get(mirror.ref), ({ stock }) => stock <= minimumStock),
+        soldOut: mirror.ref.changes.pipe(
+          Stream.filter(({ stock }) => stock <= minimumStock),
+          Stream.take(1),
+          Stream.runDrain
+        )
       }))
     )
 

@@ -13,14 +13,20 @@ import type * as Scope from "effect/Scope"
 import type { ProductNotFound, StorageUnavailable } from "../Domain/Errors.js"
 import type { ProductId } from "../Domain/Ids.js"
 
-/** A live view of one product's stock, held for as long as its scope is open. */
+/**
+ * A live view of one product's stock, held for as long as its scope is open.
+ * Sold out means stock ≤ the watch's minimum stock (SPEC §3.10: 0 unless the
+ * product holds some back).
+ */
 export interface StockWatch {
+  /** The stock visible to this process now. Cheap (no round trip): the fair share reads it per send. */
+  readonly stock: Effect.Effect<number>
   /**
-   * Whether stock ≤ 0 is visible to this process now. Cheap (no round trip):
+   * Whether sold out is visible to this process now. Cheap (no round trip):
    * the dispatch asks it right before every send starts.
    */
   readonly isSoldOut: Effect.Effect<boolean>
-  /** Completes as soon as stock ≤ 0 is visible (at once if it already is). */
+  /** Completes as soon as sold out is visible (at once if it already is). */
   readonly soldOut: Effect.Effect<void>
 }
 
@@ -30,8 +36,14 @@ export interface StockCacheShape {
   readonly set: (productId: ProductId, stock: number) => Effect.Effect<number, ProductNotFound | StorageUnavailable>
   /** Adds `delta` atomically, never going below 0, and returns the new stock. */
   readonly adjust: (productId: ProductId, delta: number) => Effect.Effect<number, ProductNotFound | StorageUnavailable>
+  /**
+   * Watches a product's stock; sold out is stock ≤ `minimumStock` (default 0).
+   * Changes written to the backing store by others are seen too: announced
+   * ones within milliseconds, unannounced ones within a second (SPEC §3.14).
+   */
   readonly watch: (
-    productId: ProductId
+    productId: ProductId,
+    minimumStock?: number
   ) => Effect.Effect<StockWatch, ProductNotFound | StorageUnavailable, Scope.Scope>
   /** Answers when the backing store does (readiness). */
   readonly ping: Effect.Effect<void, StorageUnavailable>

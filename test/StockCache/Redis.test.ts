@@ -1,11 +1,16 @@
 import { layer } from "@effect/vitest"
-import { Effect, Fiber, Layer, Schedule } from "effect"
+import { Duration, Effect, Fiber, Layer, Schedule } from "effect"
 import { expect } from "vitest"
 import { StorageUnavailable } from "../../src/Domain/Errors.js"
 import * as RedisConnection from "../../src/Redis.js"
 import * as SqlRepo from "../../src/Repo/Sql.js"
 import * as RedisStockCache from "../../src/StockCache/Redis.js"
-import { databaseReaches, newProduct, stockCacheContract } from "../contracts/StockCache.contract.js"
+import {
+  databaseReaches,
+  newProduct,
+  productInDatabase,
+  stockCacheContract
+} from "../contracts/StockCache.contract.js"
 import * as TestDatabase from "../support/Mysql.js"
 import * as TestRedis from "../support/Redis.js"
 
@@ -167,5 +172,33 @@ layer(SqlRepo.layer.pipe(Layer.provide(TestDatabase.layerMysql)), { excludeTestS
         yield* proxy.restore
         yield* Fiber.join(soldOut).pipe(Effect.timeout("5 seconds"))
       }), 20_000)
+  }
+)
+
+layer(SqlRepo.layer.pipe(Layer.provide(TestDatabase.layerMysql)), { excludeTestServices: true })(
+  "Redis StockCache, a key written without the PUBLISH (SPEC §3.14)",
+  (it) => {
+    it.scoped("a watched product's key is re-read twice a second: the watch and product.stock follow it within a second", () =>
+      Effect.gen(function*() {
+        const { cache, command, key } = yield* orderSystemAndCache
+        const productId = yield* newProduct(2)
+        const watch = yield* cache.watch(productId)
+        expect(yield* watch.isSoldOut).toBe(false)
+
+        yield* command((c) => c.set(key(productId), "0")) // no PUBLISH
+        const seen = yield* watch.soldOut.pipe(Effect.timed, Effect.timeout("1 second"))
+        expect(Duration.toMillis(seen[0])).toBeLessThanOrEqual(1_000)
+        yield* databaseReaches(productId, 0)
+      }))
+
+    it.scoped("once the last watch closes, the key is no longer re-read", () =>
+      Effect.gen(function*() {
+        const { cache, command, key } = yield* orderSystemAndCache
+        const productId = yield* newProduct(2)
+        yield* Effect.scoped(cache.watch(productId))
+        yield* command((c) => c.set(key(productId), "7")) // no PUBLISH
+        yield* Effect.sleep(Duration.times(RedisStockCache.stockPollInterval, 3))
+        expect((yield* productInDatabase(productId)).stock).toBe(2)
+      }))
   }
 )

@@ -175,6 +175,25 @@ export const stockCacheContract = (name: string, underTest: StockCacheUnderTest)
         )
       }))
 
+    it.scoped("a watch with a minimum stock is sold out at or below it (SPEC §3.10), and reads the stock", () =>
+      Effect.gen(function*() {
+        const [cache] = yield* underTest.makeCaches(1)
+        const productId = yield* newProduct(5)
+        const watch = yield* cache!.watch(productId, 3)
+        expect([yield* watch.stock, yield* watch.isSoldOut]).toEqual([5, false])
+        const soldOut = yield* Effect.fork(watch.soldOut)
+
+        yield* cache!.adjust(productId, -1)
+        expect([yield* watch.stock, yield* watch.isSoldOut]).toEqual([4, false])
+        expect(soldOut.unsafePoll()).toBeNull()
+        yield* cache!.adjust(productId, -1)
+        expect([yield* watch.stock, yield* watch.isSoldOut]).toEqual([3, true])
+        yield* Fiber.join(soldOut).pipe(Effect.timeout("1 second"))
+        // Another watch of the same product, with no minimum, is not sold out at 3.
+        const plain = yield* cache!.watch(productId)
+        expect(yield* plain.isSoldOut).toBe(false)
+      }))
+
     it.scoped("two watches of one product see the same changes, and closing one leaves the other working", () =>
       Effect.gen(function*() {
         const [cache, other] = yield* underTest.makeCaches(2)
