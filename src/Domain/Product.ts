@@ -56,7 +56,7 @@ export class Product extends Schema.Class<Product>("Product")({
   stockStatus: StockStatus,
   minimumStock: MinimumStock,
   /** `null`: no cap, every active subscriber is notified. */
-  notifyPerUnit: Schema.NullOr(NotifyPerUnit)
+  notifyPerUnit: Schema.NullOr(NotifyPerUnit).annotations({ description: "null: no cap, every active subscriber" })
 }) {}
 
 /**
@@ -67,7 +67,7 @@ export class ProductUpsert extends Schema.Class<ProductUpsert>("ProductUpsert")(
   name: Schema.optional(Schema.String.pipe(Schema.minLength(1), Schema.maxLength(255))),
   stock: Schema.optional(Stock),
   minimumStock: Schema.optional(MinimumStock),
-  notifyPerUnit: Schema.optional(Schema.NullOr(NotifyPerUnit))
+  notifyPerUnit: Schema.optional(Schema.NullOr(NotifyPerUnit).annotations({ description: "null clears the cap" }))
 }) {}
 
 /** The fields an upsert may change, as the `Repo` takes them. */
