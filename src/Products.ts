@@ -12,13 +12,13 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { ProductNotFound } from "./Domain/Errors.js"
 import type { ProductId } from "./Domain/Ids.js"
-import { Product, stockStatusOf } from "./Domain/Product.js"
+import { Product, type ProductFields, stockStatusOf } from "./Domain/Product.js"
 import { Repo } from "./Repo/Repo.js"
 import { StockCache } from "./StockCache/StockCache.js"
 
 /** The stock comes from the cache, which clamps it into range: no need to validate it again. */
 const withStock = (product: Product, stock: number): Product =>
-  new Product({ ...product, stock, stockStatus: stockStatusOf(stock) }, { disableValidation: true })
+  new Product({ ...product, stock, stockStatus: stockStatusOf(stock, product.minimumStock) }, { disableValidation: true })
 
 export class Products extends Effect.Service<Products>()("restock/Products", {
   effect: Effect.gen(function*() {
@@ -48,9 +48,14 @@ export class Products extends Effect.Service<Products>()("restock/Products", {
     /** The product with its stock as the cache has it. */
     const get = (productId: ProductId) => Effect.flatMap(require(productId), withLiveStock)
 
-    const upsert = (productId: ProductId, fields: { readonly name?: string | undefined; readonly stock?: number | undefined }) =>
+    const upsert = (productId: ProductId, fields: ProductFields) =>
       Effect.gen(function*() {
-        const product = yield* repo.upsertProduct(productId, { name: fields.name })
+        // The minimum is written first: the stock set below then gets its status against it.
+        const product = yield* repo.upsertProduct(productId, {
+          name: fields.name,
+          minimumStock: fields.minimumStock,
+          notifyPerUnit: fields.notifyPerUnit
+        })
         if (fields.stock === undefined) return yield* withLiveStock(product)
         // The row exists now: a ProductNotFound from the cache would be a defect.
         const stock = yield* stockCache.set(productId, fields.stock).pipe(

@@ -35,10 +35,19 @@ const round = new Round({
   startedAt: new Date(),
   updatedAt: new Date(),
   finishedAt: null,
-  error: null
+  error: null,
+  waitingUntil: null
 })
 
-const product = new Product({ id: productId, name: "Bench product", restockRound: 1, stock: 1_000_000, stockStatus: "IN_STOCK" })
+const product = new Product({
+  id: productId,
+  name: "Bench product",
+  restockRound: 1,
+  stock: 1_000_000,
+  stockStatus: "IN_STOCK",
+  minimumStock: 0,
+  notifyPerUnit: null
+})
 
 /** Only what `dispatchRound` calls; the rest would be a bench bug. */
 const memoryRepo = (subscribers: number, pageSize: number): RepoShape => {
@@ -66,6 +75,7 @@ const memoryRepo = (subscribers: number, pageSize: number): RepoShape => {
         round
       }),
     finishRound: () => Effect.succeed(round),
+    setWaitingUntil: () => Effect.succeed(round),
     getRound: () => Effect.succeed(Option.some(round)),
     renewLease: () => Effect.void,
     upsertProduct: unused,

@@ -19,7 +19,14 @@ export class Round extends Schema.Class<Round>("Round")({
   startedAt: Schema.Date,
   updatedAt: Schema.Date,
   finishedAt: Schema.NullOr(Schema.Date),
-  error: Schema.NullOr(Schema.String)
+  error: Schema.NullOr(Schema.String),
+  /**
+   * While the round waits for the send window to open (SPEC §3.12): the next
+   * opening. `null` whenever it is not waiting.
+   */
+  waitingUntil: Schema.NullOr(Schema.Date).annotations({
+    description: "while the round waits for the send window: its next opening (ISO 8601, UTC); null otherwise"
+  })
 }) {
   get isTerminal(): boolean {
     return isTerminal(this.status)

@@ -21,7 +21,7 @@ import type {
   StorageUnavailable
 } from "../Domain/Errors.js"
 import type { DeliveryId, ProductId, RestockRound, SubscriptionId, UserId } from "../Domain/Ids.js"
-import type { Product } from "../Domain/Product.js"
+import type { Product, ProductFields } from "../Domain/Product.js"
 import type { Round, RoundStatus } from "../Domain/Round.js"
 import type { Subscriber, Subscription } from "../Domain/Subscription.js"
 
@@ -74,13 +74,14 @@ export class PruningLeaseLost extends Data.TaggedError("PruningLeaseLost")<{ rea
 
 export interface RepoShape {
   // ---- products
-  /** Creates the product (name defaults to `Product <id>`, stock to 0) or updates the given fields. */
-  readonly upsertProduct: (
-    id: ProductId,
-    fields: { readonly name?: string | undefined; readonly stock?: number | undefined }
-  ) => Effect.Effect<Product, StorageUnavailable>
+  /**
+   * Creates the product (name defaults to `Product <id>`, stock and minimum
+   * stock to 0, no per-unit cap) or updates the given fields (`notifyPerUnit:
+   * null` clears the cap), with `stock_status` following stock and minimum.
+   */
+  readonly upsertProduct: (id: ProductId, fields: ProductFields) => Effect.Effect<Product, StorageUnavailable>
   readonly getProduct: (id: ProductId) => Effect.Effect<Option.Option<Product>, StorageUnavailable>
-  /** Writes `stock` and the matching `stock_status`. */
+  /** Writes `stock` and the `stock_status` it makes against the row's `minimum_stock`. */
   readonly setStock: (id: ProductId, stock: number) => Effect.Effect<Product, ProductNotFound | StorageUnavailable>
   /** Products by id after `afterId`, with their active subscriber count and latest round. */
   readonly listProducts: (
@@ -122,22 +123,27 @@ export interface RepoShape {
    * Increments `product.restock_round` and inserts the round `IN_PROGRESS`,
    * leased to `lease.owner`, in one transaction. A unique index makes a second
    * `IN_PROGRESS` round of one product impossible: concurrent calls yield one
-   * round and `RoundInProgress` for the rest.
+   * round and `RoundInProgress` for the rest. `waitingUntil`: the round
+   * opens waiting for the send window (its answer, the trigger's 202, says so).
    */
   readonly openRound: (
     productId: ProductId,
     lease: Lease,
-    now: Date
+    now: Date,
+    options?: { readonly waitingUntil?: Date | null | undefined }
   ) => Effect.Effect<Round, ProductNotFound | RoundInProgress | StorageUnavailable>
   /**
    * Sets the latest round back to `IN_PROGRESS` under a new lease, if it is
    * `CANCELED_BY_ERROR`, or `IN_PROGRESS` with a lease that expired before `now`.
-   * A conditional update: of concurrent calls, one wins.
+   * A conditional update: of concurrent calls, one wins. `waiting_until`
+   * becomes `waitingUntil` (none: `NULL`): a wait the previous dispatcher
+   * left is not this one's.
    */
   readonly reopenRound: (
     productId: ProductId,
     lease: Lease,
-    now: Date
+    now: Date,
+    options?: { readonly waitingUntil?: Date | null | undefined }
   ) => Effect.Effect<Round, ProductNotFound | NothingToResume | StorageUnavailable>
   /** Extends the lease; `LeaseLost` if another owner holds the round or it is no longer `IN_PROGRESS`. */
   readonly renewLease: (
@@ -168,7 +174,7 @@ export interface RepoShape {
       readonly productName: string
     }
   ) => Effect.Effect<RecordedBatch, LeaseLost | StorageUnavailable>
-  /** Moves an `IN_PROGRESS` round held by `owner` to a terminal status and clears the lease. */
+  /** Moves an `IN_PROGRESS` round held by `owner` to a terminal status and clears the lease and `waiting_until`. */
   readonly finishRound: (
     productId: ProductId,
     restockRound: RestockRound,
@@ -178,6 +184,20 @@ export interface RepoShape {
       readonly error: string | null
       readonly now: Date
     }
+  ) => Effect.Effect<Round, LeaseLost | StorageUnavailable>
+  /**
+   * Sets (a date: the next opening of the send window) or clears (`null`)
+   * the round's `waitingUntil`, and `updatedAt` to `now`; answers the round as
+   * stored. Fenced like `recordDeliveries`: only the lease owner of an
+   * `IN_PROGRESS` round may write. The round it answers is the one to record
+   * the next batch from.
+   */
+  readonly setWaitingUntil: (
+    productId: ProductId,
+    restockRound: RestockRound,
+    owner: string,
+    waitingUntil: Date | null,
+    now: Date
   ) => Effect.Effect<Round, LeaseLost | StorageUnavailable>
   readonly getRound: (
     productId: ProductId,

@@ -32,7 +32,8 @@ export const RoundRow = Schema.Struct({
   ...Round.fields,
   startedAt: Timestamp,
   updatedAt: Timestamp,
-  finishedAt: Schema.NullOr(Timestamp)
+  finishedAt: Schema.NullOr(Timestamp),
+  waitingUntil: Schema.NullOr(Timestamp)
 })
 export const DeliveryRow = Schema.Struct({ ...Delivery.fields, sentAt: Timestamp })
 /** A delivery row as an insert answers it, or as a round's recipients list it. */

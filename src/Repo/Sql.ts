@@ -67,7 +67,8 @@ const decodeDeliveries = Effect.fnUntraced(function*(rows: ReadonlyArray<unknown
 
 // ---- queries
 
-const productColumns = "p.id, p.name, p.restock_round AS restockRound, p.stock, p.stock_status AS stockStatus"
+const productColumns = "p.id, p.name, p.restock_round AS restockRound, p.stock, p.stock_status AS stockStatus, " +
+  "p.minimum_stock AS minimumStock, p.notify_per_unit AS notifyPerUnit"
 const roundColumns = [
   "h.product_id AS productId",
   "h.restock_round AS restockRound",
@@ -77,7 +78,8 @@ const roundColumns = [
   "h.started_at AS startedAt",
   "h.updated_at AS updatedAt",
   "h.finished_at AS finishedAt",
-  "h.error"
+  "h.error",
+  "h.waiting_until AS waitingUntil"
 ].join(", ")
 const deliveryColumns =
   "h.id, h.product_id AS productId, p.name AS productName, h.user_id AS userId, h.restock_round AS restockRound, h.sent_at AS sentAt"
@@ -244,13 +246,31 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
 
     // ---- products
 
+    /**
+     * `stock_status` as SPEC §3.10 has it, from a stock and a minimum that are
+     * each the value being written or, when that one is not written, the
+     * row's column (which the statement then does not assign, so MySQL's
+     * left-to-right assignments and SQLite's old-row reads agree).
+     */
+    const stockStatusFrom = (stock: number | undefined, minimumStock: number | undefined) =>
+      stock !== undefined && minimumStock !== undefined
+        ? sql`${stockStatusOf(stock, minimumStock)}`
+        : sql`CASE WHEN ${stock ?? sql.literal("stock")} > ${minimumStock ?? sql.literal("minimum_stock")}
+            THEN 'IN_STOCK' ELSE 'OUT_OF_STOCK' END`
+
     const upsertProduct: RepoShape["upsertProduct"] = (id, fields) =>
       Effect.gen(function*() {
         const now = at(yield* currentTime)
         const stock = fields.stock === undefined ? undefined : clampStock(fields.stock)
+        const minimumStock = fields.minimumStock === undefined ? undefined : clampStock(fields.minimumStock)
         const changes: Array<Statement.Fragment> = []
         if (fields.name !== undefined) changes.push(sql`name = ${fields.name}`)
-        if (stock !== undefined) changes.push(sql`stock = ${stock}`, sql`stock_status = ${stockStatusOf(stock)}`)
+        if (stock !== undefined || minimumStock !== undefined) {
+          changes.push(sql`stock_status = ${stockStatusFrom(stock, minimumStock)}`)
+        }
+        if (stock !== undefined) changes.push(sql`stock = ${stock}`)
+        if (minimumStock !== undefined) changes.push(sql`minimum_stock = ${minimumStock}`)
+        if (fields.notifyPerUnit !== undefined) changes.push(sql`notify_per_unit = ${fields.notifyPerUnit}`)
         if (changes.length > 0) changes.push(sql`updated_at = ${now}`)
         yield* dialect.insertOrUpdate(
           "product",
@@ -259,7 +279,9 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
             name: fields.name ?? `Product ${id}`,
             restock_round: 0,
             stock: stock ?? 0,
-            stock_status: stockStatusOf(stock ?? 0),
+            stock_status: stockStatusOf(stock ?? 0, minimumStock ?? 0),
+            minimum_stock: minimumStock ?? 0,
+            notify_per_unit: fields.notifyPerUnit ?? null,
             created_at: now,
             updated_at: now
           }),
@@ -280,7 +302,9 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
       Effect.gen(function*() {
         const stock = clampStock(requested)
         const now = at(yield* currentTime)
-        const result = yield* sql`UPDATE product SET stock = ${stock}, stock_status = ${stockStatusOf(stock)}, updated_at = ${now}
+        // Against the row's own minimum, in the same statement: no read between that could go stale.
+        const result = yield* sql`UPDATE product
+          SET stock = ${stock}, stock_status = ${stockStatusFrom(stock, undefined)}, updated_at = ${now}
           WHERE id = ${id}`.raw
         if (dialect.affectedRows(result) === 0) return yield* ProductNotFound.of(id)
         return yield* findProduct(id).pipe(
@@ -393,7 +417,7 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
           Effect.map(Option.map((row) => row.restockRound))
         )
 
-    const openRound: RepoShape["openRound"] = (productId, lease, now) =>
+    const openRound: RepoShape["openRound"] = (productId, lease, now, options) =>
       transaction(
         Effect.gen(function*() {
           // The row lock taken here queues concurrent openers of one product behind each other.
@@ -404,6 +428,7 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
             Effect.flatMap(decodeRoundNumbers)
           )
           const restockRound = current!.restockRound
+          const waitingUntil = options?.waitingUntil ?? null
           yield* sql`INSERT INTO product_notification_history ${
             sql.insert({
               product_id: productId,
@@ -413,7 +438,8 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
               started_at: at(now),
               updated_at: at(now),
               lease_owner: lease.owner,
-              lease_expires_at: at(lease.expiresAt)
+              lease_expires_at: at(lease.expiresAt),
+              waiting_until: waitingUntil === null ? null : at(waitingUntil)
             })
           }`.pipe(
             // The unique guard refused a second IN_PROGRESS round: failing rolls the bump back.
@@ -431,7 +457,8 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
             startedAt: now,
             updatedAt: now,
             finishedAt: null,
-            error: null
+            error: null,
+            waitingUntil
           })
         })
       ).pipe(
@@ -442,7 +469,7 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
         orUnavailable("openRound")
       )
 
-    const reopenRound: RepoShape["reopenRound"] = (productId, lease, now) =>
+    const reopenRound: RepoShape["reopenRound"] = (productId, lease, now, options) =>
       transaction(
         Effect.gen(function*() {
           // Locking the product row serialises this with `openRound`, so "latest" stays latest.
@@ -451,9 +478,12 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
           if (product === undefined) return yield* ProductNotFound.of(productId)
           if (product.restockRound === 0) return yield* NothingToResume.of(productId, "it has never been restocked")
           const restockRound = RestockRound.make(product.restockRound)
+          // A wait left by a dispatcher that is gone says nothing of this one's: it is replaced.
+          const waitingUntil = options?.waitingUntil ?? null
           const reopened = yield* sql`UPDATE product_notification_history
             SET status = 'IN_PROGRESS', lease_owner = ${lease.owner}, lease_expires_at = ${at(lease.expiresAt)},
-                finished_at = NULL, error = NULL, updated_at = ${at(now)}
+                finished_at = NULL, error = NULL, updated_at = ${at(now)},
+                waiting_until = ${waitingUntil === null ? null : at(waitingUntil)}
             WHERE product_id = ${productId} AND restock_round = ${restockRound}
               AND (status = 'CANCELED_BY_ERROR'
                 OR (status = 'IN_PROGRESS' AND (lease_expires_at IS NULL OR lease_expires_at < ${at(now)})))`.raw.pipe(
@@ -596,13 +626,26 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
         Effect.gen(function*() {
           const finished = yield* sql`UPDATE product_notification_history
             SET status = ${outcome.status}, error = ${outcome.error}, finished_at = ${at(outcome.now)},
-                updated_at = ${at(outcome.now)}, lease_owner = NULL, lease_expires_at = NULL
+                updated_at = ${at(outcome.now)}, lease_owner = NULL, lease_expires_at = NULL, waiting_until = NULL
             WHERE product_id = ${productId} AND restock_round = ${restockRound}
               AND status = 'IN_PROGRESS' AND lease_owner = ${owner}`.raw
           if (dialect.affectedRows(finished) === 0) return yield* leaseLost(productId, restockRound, owner)
           return yield* roundJustWritten(productId, restockRound)
         })
       ).pipe(orUnavailable("finishRound"))
+
+    const setWaitingUntil: RepoShape["setWaitingUntil"] = (productId, restockRound, owner, waitingUntil, now) =>
+      transaction(
+        Effect.gen(function*() {
+          // `updated_at` moves too: the progress stream tells a changed round by it.
+          const written = yield* sql`UPDATE product_notification_history
+            SET waiting_until = ${waitingUntil === null ? null : at(waitingUntil)}, updated_at = ${at(now)}
+            WHERE product_id = ${productId} AND restock_round = ${restockRound}
+              AND status = 'IN_PROGRESS' AND lease_owner = ${owner}`.raw
+          if (dialect.affectedRows(written) === 0) return yield* leaseLost(productId, restockRound, owner)
+          return yield* roundJustWritten(productId, restockRound)
+        })
+      ).pipe(orUnavailable("setWaitingUntil"))
 
     const getRound: RepoShape["getRound"] = (productId, restockRound) =>
       findRound(productId, restockRound).pipe(orUnavailable("getRound"))
@@ -677,6 +720,7 @@ export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, neve
       renewLease,
       recordDeliveries,
       finishRound,
+      setWaitingUntil,
       getRound,
       latestRound,
       listRounds,

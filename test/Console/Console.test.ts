@@ -7,6 +7,7 @@
 import { Effect, Exit, Scope } from "effect"
 import type { Locator, Page } from "playwright-core"
 import * as Reactivity from "@effect/experimental/Reactivity"
+import type { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Sender from "../support/Sender.js"
@@ -120,6 +121,14 @@ const chartOf = (page: Page): Promise<DrawnChart> =>
 /** The feed's notifications, as the page shows them. */
 const feedTexts = async (page: Page, userId: number) =>
   (await feedItems(page, userId).allTextContents()).filter((text) => text.includes(" is back: "))
+
+/** Runs statements on the service's own SQLite file, as an operator at the database would. */
+const onDatabase = (service: RunningService, statements: (sql: SqlClient.SqlClient) => Effect.Effect<unknown, unknown>) =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const sql = yield* SqliteClient.make({ filename: service.databaseFile })
+    yield* sql`PRAGMA busy_timeout = 5000`
+    yield* statements(sql)
+  })).pipe(Effect.provide(Reactivity.layer)))
 
 const withPage = async (browser: Browser, test: (page: Page) => Promise<void>) => {
   const page = await browser.context.newPage()
@@ -325,6 +334,136 @@ describe("the operator console", () => {
       await chart.waitFor()
       expect((await chartOf(page)).progress).toEqual(drawn.progress)
     }), 120_000)
+
+  it("shows and edits the minimum stock and the per-unit cap, refuses what the API refuses, and badges the stock as the service judges it", () =>
+    withPage(browser, async (page) => {
+      await adminRequest(service, "PUT", "/admin/products/5", { name: "Oak shelf", stock: 3 })
+      const stored = () => adminRequest(service, "GET", "/products/5")
+      await signedIn(page, service)
+      await openProduct(page, "Oak shelf")
+      const facts = page.locator("#product-facts")
+      const form = page.getByRole("form", { name: "Send policy" })
+      const minimum = form.getByLabel("Minimum stock")
+      const perUnit = form.getByLabel("Notify per unit")
+      const save = form.getByRole("button", { name: "Save policy" })
+      const error = page.locator("#policy-error")
+      await facts.getByText("minimum stock 0 · no per-unit cap").waitFor()
+      await facts.getByText("in stock", { exact: true }).waitFor()
+      expect([await minimum.inputValue(), await perUnit.inputValue()]).toEqual(["0", ""])
+
+      // Holding back all three units sells the product out: the badges say what the service says.
+      await minimum.fill("3")
+      await save.click()
+      await facts.getByText("minimum stock 3").waitFor()
+      await facts.getByText("out of stock", { exact: true }).waitFor()
+      await page.locator("#product-rows li[data-id='5']").getByText("stock 3 (out of stock) · minimum 3").waitFor()
+      expect(await stored()).toMatchObject({ stock: 3, minimumStock: 3, stockStatus: "OUT_OF_STOCK", notifyPerUnit: null })
+
+      await perUnit.fill("2")
+      await save.click()
+      await facts.getByText("2 per unit").waitFor()
+      expect(await stored()).toMatchObject({ minimumStock: 3, notifyPerUnit: 2 })
+
+      // What the API would refuse is refused here, saying why, and nothing is sent.
+      for (
+        const [field, value, message] of [
+          [minimum, "-1", /^Minimum stock must be a whole number from 0 to /],
+          [minimum, "1.5", /^Minimum stock must be a whole number from 0 to /],
+          [minimum, "", /^Minimum stock must be a whole number from 0 to /],
+          [perUnit, "0", /^Notify per unit must be a whole number from 1 to .*, or empty for no cap\.$/],
+          [perUnit, "2.5", /^Notify per unit must be a whole number from 1 to /],
+          [minimum, "2147483648", /^Minimum stock must be a whole number from 0 to /]
+        ] as const
+      ) {
+        await error.evaluate((element) => {
+          element.textContent = ""
+        })
+        await minimum.fill("3")
+        await perUnit.fill("2")
+        await field.fill(value)
+        await save.click()
+        await expect.poll(() => error.textContent()).toMatch(message)
+        expect(await error.isVisible()).toBe(true)
+      }
+      expect(await stored()).toMatchObject({ minimumStock: 3, notifyPerUnit: 2 })
+
+      // A refusal by the API itself (a body the console would not send, put on the wire here) shows in its words.
+      await page.route("**/admin/products/5", (route) =>
+        route.request().method() === "PUT"
+          ? route.continue({ postData: JSON.stringify({ notifyPerUnit: 0 }) })
+          : route.continue())
+      await minimum.fill("3")
+      await perUnit.fill("4")
+      await save.click()
+      await expect.poll(() => error.textContent()).toMatch(/^BadRequest: invalid request: /)
+      await page.unroute("**/admin/products/5")
+      expect(await stored()).toMatchObject({ minimumStock: 3, notifyPerUnit: 2 })
+
+      // An empty cap clears it; the error goes once a save succeeds.
+      await perUnit.fill("")
+      await save.click()
+      await facts.getByText("no per-unit cap").waitFor()
+      expect(await error.isVisible()).toBe(false)
+      expect(await stored()).toMatchObject({ minimumStock: 3, notifyPerUnit: null })
+
+      // One unit above the minimum is in stock again.
+      await page.getByRole("group", { name: "Adjust the stock" }).getByRole("button", { name: "+1", exact: true }).click()
+      await facts.getByText("in stock", { exact: true }).waitFor()
+      await facts.getByText("Stock 4").waitFor()
+      await page.locator("#product-rows li[data-id='5']").getByText("stock 4 · minimum 3").waitFor()
+    }), 60_000)
+
+  it("shows a round waiting for the send window as waiting until its next opening, in local time, until it goes on", () =>
+    withPage(browser, async (page) => {
+      await adminRequest(service, "PUT", "/admin/products/6", { name: "Night lamp", stock: 10 })
+      await subscribeMany(service, 6, 1, 3)
+      // A round as a dispatcher outside the window leaves it: in progress, leased, waiting for 06:00 UTC tomorrow.
+      const now = new Date()
+      const opening = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1, 6, 0, 0))
+      await onDatabase(service, (sql) =>
+        Effect.gen(function*() {
+          yield* sql`UPDATE product SET restock_round = 1 WHERE id = 6`
+          yield* sql`INSERT INTO product_notification_history ${
+            sql.insert({
+              product_id: 6,
+              restock_round: 1,
+              status: "IN_PROGRESS",
+              sent_count: 0,
+              started_at: now.toISOString(),
+              updated_at: now.toISOString(),
+              lease_owner: "another-instance",
+              lease_expires_at: new Date(now.getTime() + 600_000).toISOString(),
+              waiting_until: opening.toISOString()
+            })
+          }`
+        }))
+
+      await signedIn(page, service)
+      await openProduct(page, "Night lamp")
+      const wait = page.locator("#live-wait")
+      await wait.getByText(/^waiting until /).waitFor()
+      expect(await wait.locator("time").getAttribute("datetime")).toBe(opening.toISOString())
+      // The opening in the browser's own time zone.
+      const localClock = await page.evaluate((iso) => {
+        const date = new Date(iso)
+        return `${String(date.getHours()).padStart(2, "0")}:${String(date.getMinutes()).padStart(2, "0")}`
+      }, opening.toISOString())
+      expect(await wait.textContent()).toContain(localClock)
+      await page.locator("#round-rows").getByText(/waiting until .*\d\d:\d\d/).waitFor()
+      expect(await banner(page).isVisible()).toBe(false)
+
+      // The window opens: the round goes on, no longer waiting.
+      await onDatabase(service, (sql) =>
+        sql`UPDATE product_notification_history SET waiting_until = NULL, updated_at = ${new Date().toISOString()}
+          WHERE product_id = 6 AND restock_round = 1`)
+      await wait.waitFor({ state: "hidden", timeout: 10_000 })
+      await expect.poll(() => page.locator("#round-rows").getByText("waiting until").count(), { timeout: 10_000 }).toBe(0)
+      await onDatabase(service, (sql) =>
+        sql`UPDATE product_notification_history SET status = 'COMPLETED', finished_at = ${new Date().toISOString()},
+            updated_at = ${new Date().toISOString()}, lease_owner = NULL, lease_expires_at = NULL
+          WHERE product_id = 6 AND restock_round = 1`)
+      await banner(page).getByText("Round #1 completed: 0 sends.").waitFor({ timeout: 10_000 })
+    }), 60_000)
 
   it("shows the sold-out banner when the stock is set to 0 during a round", () =>
     withPage(browser, async (page) => {

@@ -3,6 +3,7 @@
  * through the stock cache, listing them by page; and every malformed request
  * refused with 400 before it changes anything (the edge's own holes: Edge.test.ts).
  */
+import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { ProductId, UserId } from "../../src/Domain/Ids.js"
@@ -10,6 +11,14 @@ import { Repo } from "../../src/Repo/Repo.js"
 import { StockCache } from "../../src/StockCache/StockCache.js"
 import * as RedisTest from "../support/Redis.js"
 import { asAdmin, databaseSnapshot, eventually, layerServer, layerServerOnRedis, request } from "../support/Http.js"
+
+/** The `stock_status` column as stored. */
+const statusColumn = (id: number) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    sql<{ status: string }>`SELECT stock_status AS status FROM product WHERE id = ${id}`.pipe(
+      Effect.map((rows) => rows[0]?.status),
+      Effect.orDie
+    ))
 
 const product = (id: number, name: string, stock: number) =>
   request("PUT", `/admin/products/${id}`, { ...asAdmin, body: { name, stock } })
@@ -19,7 +28,15 @@ describe("products", () => {
     Effect.gen(function*() {
       const created = yield* product(1, "Blue kettle", 5)
       expect(created.status).toBe(200)
-      expect(created.body).toEqual({ id: 1, name: "Blue kettle", restockRound: 0, stock: 5, stockStatus: "IN_STOCK" })
+      expect(created.body).toEqual({
+        id: 1,
+        name: "Blue kettle",
+        restockRound: 0,
+        stock: 5,
+        stockStatus: "IN_STOCK",
+        minimumStock: 0,
+        notifyPerUnit: null
+      })
 
       const read = yield* request("GET", "/products/1")
       expect(read.status).toBe(200)
@@ -37,6 +54,60 @@ describe("products", () => {
       expect(renamed.body).toMatchObject({ id: 42, name: "Teapot", stock: 0 })
       const restocked = yield* request("PUT", "/admin/products/42", { ...asAdmin, body: { stock: 3 } })
       expect(restocked.body).toMatchObject({ id: 42, name: "Teapot", stock: 3, stockStatus: "IN_STOCK" })
+    }).pipe(Effect.provide(layerServer())))
+
+  it.live("minimum stock and the per-unit cap are set, kept, listed and cleared; a field left out stays", () =>
+    Effect.gen(function*() {
+      const created = yield* request("PUT", "/admin/products/1", {
+        ...asAdmin,
+        body: { name: "Kettle", stock: 10, minimumStock: 2, notifyPerUnit: 3 }
+      })
+      expect(created.status).toBe(200)
+      expect(created.body).toEqual({
+        id: 1,
+        name: "Kettle",
+        restockRound: 0,
+        stock: 10,
+        stockStatus: "IN_STOCK",
+        minimumStock: 2,
+        notifyPerUnit: 3
+      })
+      expect((yield* request("GET", "/products/1")).body).toEqual(created.body)
+
+      const renamed = yield* request("PUT", "/admin/products/1", { ...asAdmin, body: { name: "Steel kettle" } })
+      expect(renamed.body).toMatchObject({ name: "Steel kettle", minimumStock: 2, notifyPerUnit: 3 })
+      const restocked = yield* request("PUT", "/admin/products/1/stock", { ...asAdmin, body: { stock: 8 } })
+      expect(restocked.body).toMatchObject({ stock: 8, minimumStock: 2, notifyPerUnit: 3 })
+
+      const uncapped = yield* request("PUT", "/admin/products/1", { ...asAdmin, body: { notifyPerUnit: null } })
+      expect(uncapped.status).toBe(200)
+      expect(uncapped.body).toMatchObject({ minimumStock: 2, notifyPerUnit: null, stock: 8 })
+      const row = yield* (yield* Repo).getProduct(ProductId.make(1))
+      expect(row._tag === "Some" && [row.value.minimumStock, row.value.notifyPerUnit]).toEqual([2, null])
+
+      const listed = yield* request("GET", "/admin/products", asAdmin)
+      expect(listed.body.items[0]).toMatchObject({ id: 1, minimumStock: 2, notifyPerUnit: null })
+    }).pipe(Effect.provide(layerServer())))
+
+  it.live("stockStatus honours the minimum stock: at or below it the product reads OUT_OF_STOCK", () =>
+    Effect.gen(function*() {
+      const held = yield* request("PUT", "/admin/products/1", { ...asAdmin, body: { stock: 3, minimumStock: 3 } })
+      expect(held.body).toMatchObject({ stock: 3, minimumStock: 3, stockStatus: "OUT_OF_STOCK" })
+      const delivered = yield* request("POST", "/admin/products/1/stock/adjustments", { ...asAdmin, body: { delta: 1 } })
+      expect(delivered.body).toMatchObject({ stock: 4, stockStatus: "IN_STOCK" })
+      const sold = yield* request("POST", "/admin/products/1/stock/adjustments", { ...asAdmin, body: { delta: -1 } })
+      expect(sold.body).toMatchObject({ stock: 3, stockStatus: "OUT_OF_STOCK" })
+      expect((yield* request("GET", "/products/1")).body).toMatchObject({ stock: 3, stockStatus: "OUT_OF_STOCK" })
+      expect((yield* request("PUT", "/admin/products/1/stock", { ...asAdmin, body: { stock: 9 } })).body)
+        .toMatchObject({ stockStatus: "IN_STOCK" })
+      // Raising the minimum past the stock sells the product out, lowering it brings it back.
+      expect((yield* request("PUT", "/admin/products/1", { ...asAdmin, body: { minimumStock: 9 } })).body)
+        .toMatchObject({ stock: 9, stockStatus: "OUT_OF_STOCK" })
+      expect((yield* request("GET", "/admin/products", asAdmin)).body.items[0]).toMatchObject({ stockStatus: "OUT_OF_STOCK" })
+      expect(yield* statusColumn(1)).toBe("OUT_OF_STOCK")
+      expect((yield* request("PUT", "/admin/products/1", { ...asAdmin, body: { minimumStock: 0 } })).body)
+        .toMatchObject({ stock: 9, stockStatus: "IN_STOCK" })
+      expect(yield* statusColumn(1)).toBe("IN_STOCK")
     }).pipe(Effect.provide(layerServer())))
 
   it.live("stock set over HTTP goes through the stock cache, and the database agrees", () =>
@@ -119,6 +190,8 @@ describe("products", () => {
         restockRound: 0,
         stock: 2,
         stockStatus: "IN_STOCK",
+        minimumStock: 0,
+        notifyPerUnit: null,
         activeSubscribers: 2,
         latestRound: null
       })
@@ -133,6 +206,33 @@ describe("products", () => {
 
       const everything = yield* request("GET", "/admin/products", asAdmin)
       expect(everything.body.items).toHaveLength(5)
+    }).pipe(Effect.provide(layerServer())))
+
+  it.live("the OpenAPI document shows minimum stock, the per-unit cap and a round's wait", () =>
+    Effect.gen(function*() {
+      const document = (yield* request("GET", "/openapi.json")).body
+      const schemas = document.components.schemas
+      const refOf = (property: any): string | undefined =>
+        property.$ref ?? property.anyOf?.find((option: any) => option.$ref !== undefined)?.$ref
+      const nullable = (property: any): boolean => property.anyOf?.some((option: any) => option.type === "null") ?? false
+
+      expect(schemas.Product.required).toEqual(expect.arrayContaining(["minimumStock", "notifyPerUnit"]))
+      expect(refOf(schemas.Product.properties.minimumStock)).toBe("#/components/schemas/MinimumStock")
+      expect(refOf(schemas.Product.properties.notifyPerUnit)).toBe("#/components/schemas/NotifyPerUnit")
+      expect(nullable(schemas.Product.properties.notifyPerUnit)).toBe(true)
+      expect(schemas.MinimumStock).toMatchObject({ minimum: 0 })
+      expect(schemas.NotifyPerUnit).toMatchObject({ minimum: 1 })
+      expect(schemas.ProductSummary.required).toEqual(expect.arrayContaining(["minimumStock", "notifyPerUnit"]))
+
+      const upsert = document.paths["/admin/products/{productId}"].put
+      expect(upsert.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/ProductUpsert")
+      expect(Object.keys(schemas.ProductUpsert.properties)).toEqual(["name", "stock", "minimumStock", "notifyPerUnit"])
+      expect(schemas.ProductUpsert.required).toEqual([])
+      expect(nullable(schemas.ProductUpsert.properties.notifyPerUnit)).toBe(true)
+
+      expect(schemas.Round.required).toContain("waitingUntil")
+      expect(nullable(schemas.Round.properties.waitingUntil)).toBe(true)
+      expect(schemas.Round.properties.waitingUntil.description).toMatch(/send window/)
     }).pipe(Effect.provide(layerServer())))
 
   it.live("unknown products are 404 ProductNotFound", () =>
@@ -226,6 +326,21 @@ describe("bad input is 400 and changes nothing", () => {
         ["PUT", "/admin/products/1", { name: "" }],
         ["PUT", "/admin/products/1", { name: "x".repeat(256) }],
         ["PUT", "/admin/products/1", { name: 7 }],
+        ["PUT", "/admin/products/1", { minimumStock: -1 }],
+        ["PUT", "/admin/products/1", { minimumStock: 1.5 }],
+        ["PUT", "/admin/products/1", { minimumStock: "2" }],
+        ["PUT", "/admin/products/1", { minimumStock: null }],
+        ["PUT", "/admin/products/1", { minimumStock: 2 ** 31 }],
+        ["PUT", "/admin/products/1", { minimumStock: true }],
+        ["PUT", "/admin/products/1", { notifyPerUnit: 0 }],
+        ["PUT", "/admin/products/1", { notifyPerUnit: -2 }],
+        ["PUT", "/admin/products/1", { notifyPerUnit: 2.5 }],
+        ["PUT", "/admin/products/1", { notifyPerUnit: "3" }],
+        ["PUT", "/admin/products/1", { notifyPerUnit: 2 ** 31 }],
+        ["PUT", "/admin/products/1", { notifyPerUnit: [1] }],
+        // One bad field refuses the whole body: the good one is not written either.
+        ["PUT", "/admin/products/1", { name: "Renamed", minimumStock: -1 }],
+        ["PUT", "/admin/products/1", { stock: 9, notifyPerUnit: 0 }],
         ["POST", "/admin/products/1/stock/adjustments", { delta: 0.5 }],
         ["POST", "/admin/products/1/stock/adjustments", { delta: "1" }],
         ["POST", "/admin/products/1/stock/adjustments", {}],

@@ -5,8 +5,9 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, TestClock } from "effect"
-import { UserId } from "../../src/Domain/Ids.js"
+import { ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
 import * as Recording from "../../src/Notifier/Recording.js"
+import { Repo } from "../../src/Repo/Repo.js"
 import { asAdmin, databaseSnapshot, eventually, layerServer, openStream, request } from "../support/Http.js"
 
 /** A product with users 1..n subscribed, in that order, over HTTP. */
@@ -44,7 +45,8 @@ describe("restocking", () => {
         lastSentUserId: null,
         sentCount: 0,
         finishedAt: null,
-        error: null
+        error: null,
+        waitingUntil: null
       })
       expect(opened.body.startedAt).toMatch(iso)
       expect(opened.body.updatedAt).toMatch(iso)
@@ -105,6 +107,30 @@ describe("restocking", () => {
       expect(defaults.body.items).toHaveLength(5)
       expect(defaults.body.nextAfterId).toBeNull()
     }).pipe(Effect.provide(layerServer())))
+
+  it.live("a round waiting for the send window answers its next opening wherever a round is answered", () =>
+    Effect.gen(function*() {
+      yield* seed({ stock: 5, subscribers: 1 })
+      // A round opened waiting, as a dispatcher outside the window opens it (none runs it here).
+      const repo = yield* Repo
+      const opening = new Date("2031-05-07T06:00:00.000Z")
+      const lease = { owner: "dispatcher", expiresAt: new Date(Date.now() + 60_000) }
+      yield* repo.openRound(ProductId.make(1), lease, new Date(), { waitingUntil: opening })
+
+      const one = yield* request("GET", "/products/1/notifications/1", asAdmin)
+      expect(one.body).toMatchObject({ status: "IN_PROGRESS", waitingUntil: "2031-05-07T06:00:00.000Z" })
+      const all = yield* request("GET", "/products/1/notifications", asAdmin)
+      expect(all.body.map((r: any) => r.waitingUntil)).toEqual(["2031-05-07T06:00:00.000Z"])
+      const listed = yield* request("GET", "/admin/products", asAdmin)
+      expect(listed.body.items[0].latestRound).toMatchObject({ waitingUntil: "2031-05-07T06:00:00.000Z" })
+      const stream = yield* openStream("/admin/products/1/notifications/stream", { token: asAdmin.token })
+      const [first] = yield* stream.take(1)
+      expect(JSON.parse(first!.data)).toMatchObject({ waitingUntil: "2031-05-07T06:00:00.000Z" })
+
+      // The wait over, it reads null.
+      yield* repo.setWaitingUntil(ProductId.make(1), RestockRound.make(1), "dispatcher", null, new Date())
+      expect((yield* request("GET", "/products/1/notifications/1", asAdmin)).body.waitingUntil).toBeNull()
+    }).pipe(Effect.provide(layerServer()), Effect.scoped))
 
   it.live("unknown products and rounds are 404", () =>
     Effect.gen(function*() {

@@ -36,7 +36,7 @@ layer(repoOnMysql, { excludeTestServices: true, timeout: "180 seconds" })("Repo 
         sql<{ id: number }>`SELECT migration_id AS id FROM effect_sql_migrations ORDER BY migration_id`).pipe(
         Effect.provide(Database.clientLayer(config))
       )
-      expect(migrations).toEqual([{ id: 1 }, { id: 2 }])
+      expect(migrations).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }])
     }))
 
   it.effect("stores times as UTC with milliseconds, whatever the process's time zone", () =>

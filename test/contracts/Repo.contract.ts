@@ -87,7 +87,9 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
           name: `Product ${id}`,
           restockRound: 0,
           stock: 0,
-          stockStatus: "OUT_OF_STOCK"
+          stockStatus: "OUT_OF_STOCK",
+          minimumStock: 0,
+          notifyPerUnit: null
         })
         expect((yield* repo.upsertProduct(id, { name: "Desk lamp" })).stock).toBe(0)
         const stocked = yield* repo.upsertProduct(id, { stock: 5 })
@@ -107,6 +109,76 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         const error = yield* Effect.flip(repo.setStock(missing, 1))
         expect(error._tag).toBe("ProductNotFound")
         expect(yield* repo.getProduct(missing)).toEqual(Option.none())
+      }))
+
+    it.effect("minimum stock and the per-unit cap round-trip; a field left out stays, null clears the cap", () =>
+      Effect.gen(function*() {
+        const repo = yield* Repo
+        const id = nextProductId()
+        const created = yield* repo.upsertProduct(id, { name: "Desk lamp", stock: 10, minimumStock: 2, notifyPerUnit: 3 })
+        expect([created.minimumStock, created.notifyPerUnit]).toEqual([2, 3])
+        expect(Option.map(yield* repo.getProduct(id), (p) => ({ ...p }))).toEqual(Option.some({ ...created }))
+        const columns = yield* count(
+          "SELECT COUNT(*) AS n FROM product WHERE id = ? AND minimum_stock = 2 AND notify_per_unit = 3",
+          id
+        )
+        expect(columns).toBe(1)
+
+        const renamed = yield* repo.upsertProduct(id, { name: "Floor lamp" })
+        expect([renamed.name, renamed.minimumStock, renamed.notifyPerUnit]).toEqual(["Floor lamp", 2, 3])
+        const capChanged = yield* repo.upsertProduct(id, { notifyPerUnit: 5 })
+        expect([capChanged.minimumStock, capChanged.notifyPerUnit, capChanged.stock]).toEqual([2, 5, 10])
+        const uncapped = yield* repo.upsertProduct(id, { notifyPerUnit: null })
+        expect([uncapped.minimumStock, uncapped.notifyPerUnit]).toEqual([2, null])
+        expect(yield* count("SELECT COUNT(*) AS n FROM product WHERE id = ? AND notify_per_unit IS NULL", id)).toBe(1)
+        const noMinimum = yield* repo.upsertProduct(id, { minimumStock: 0 })
+        expect([noMinimum.minimumStock, noMinimum.notifyPerUnit, noMinimum.name]).toEqual([0, null, "Floor lamp"])
+
+        // Setting stock leaves both alone.
+        const restocked = yield* repo.setStock(id, 4)
+        expect([restocked.minimumStock, restocked.notifyPerUnit]).toEqual([0, null])
+
+        const listed = yield* repo.listProducts({ afterId: ProductId.make(id - 1), limit: 1 })
+        expect({ ...listed.items[0]!.product }).toEqual({ ...restocked })
+      }))
+
+    it.effect("stock_status follows the minimum stock: stock at or below it is OUT_OF_STOCK, in the row too", () =>
+      Effect.gen(function*() {
+        const repo = yield* Repo
+        const id = nextProductId()
+        const status = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql<{ status: string }>`SELECT stock_status AS status FROM product WHERE id = ${id}`.pipe(
+            Effect.map((rows) => rows[0]!.status)
+          ))
+        const created = yield* repo.upsertProduct(id, { stock: 3, minimumStock: 3 })
+        expect(created.stockStatus).toBe("OUT_OF_STOCK")
+        expect(yield* status).toBe("OUT_OF_STOCK")
+
+        // Stock written alone is judged against the row's minimum.
+        expect((yield* repo.setStock(id, 4)).stockStatus).toBe("IN_STOCK")
+        expect(yield* status).toBe("IN_STOCK")
+        expect((yield* repo.setStock(id, 3)).stockStatus).toBe("OUT_OF_STOCK")
+        expect(yield* status).toBe("OUT_OF_STOCK")
+        expect((yield* repo.upsertProduct(id, { stock: 5 })).stockStatus).toBe("IN_STOCK")
+        expect(yield* status).toBe("IN_STOCK")
+
+        // A minimum written alone is judged against the row's stock (5), either way.
+        expect((yield* repo.upsertProduct(id, { minimumStock: 5 })).stockStatus).toBe("OUT_OF_STOCK")
+        expect(yield* status).toBe("OUT_OF_STOCK")
+        expect((yield* repo.upsertProduct(id, { minimumStock: 4 })).stockStatus).toBe("IN_STOCK")
+        expect(yield* status).toBe("IN_STOCK")
+
+        // Both at once: the new values, not the row's.
+        const both = yield* repo.upsertProduct(id, { stock: 1, minimumStock: 0 })
+        expect([both.stock, both.minimumStock, both.stockStatus]).toEqual([1, 0, "IN_STOCK"])
+        expect(yield* status).toBe("IN_STOCK")
+        const held = yield* repo.upsertProduct(id, { stock: 7, minimumStock: 7 })
+        expect(held.stockStatus).toBe("OUT_OF_STOCK")
+        expect(yield* status).toBe("OUT_OF_STOCK")
+
+        // A name or a cap alone does not touch the status.
+        expect((yield* repo.upsertProduct(id, { name: "Lamp", notifyPerUnit: 2 })).stockStatus).toBe("OUT_OF_STOCK")
+        expect(yield* status).toBe("OUT_OF_STOCK")
       }))
 
     it.effect("lists products by id in pages, each with its active subscribers and its latest round", () =>
@@ -418,7 +490,8 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
           startedAt: at(0),
           updatedAt: at(5_000),
           finishedAt: at(5_000),
-          error: "sender answered 400"
+          error: "sender answered 400",
+          waitingUntil: null
         })
         expect(yield* repo.leaseOf(productId, restockRound)).toEqual(Option.none())
         expect(
@@ -427,6 +500,91 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
             productId
           )
         ).toBe(1)
+      }))
+
+    it.effect("a round opened waiting for the send window reads waitingUntil everywhere a round is read", () =>
+      Effect.gen(function*() {
+        const repo = yield* Repo
+        const productId = yield* productWithSubscribers([1])
+        const opened = yield* repo.openRound(productId, leaseOf("owner", at(60_000)), at(0), { waitingUntil: at(3_600_000) })
+        expect(opened.waitingUntil).toEqual(at(3_600_000))
+        const stored = Option.getOrThrow(yield* repo.getRound(productId, opened.restockRound))
+        expect({ ...stored }).toEqual({ ...opened })
+        expect(Option.getOrThrow(yield* repo.latestRound(productId)).waitingUntil).toEqual(at(3_600_000))
+        expect((yield* repo.listRounds(productId)).map((r) => r.waitingUntil)).toEqual([at(3_600_000)])
+        const listed = yield* repo.listProducts({ afterId: ProductId.make(productId - 1), limit: 1 })
+        expect(listed.items[0]!.latestRound?.waitingUntil).toEqual(at(3_600_000))
+
+        // Opened without one, a round is not waiting.
+        const other = yield* productWithSubscribers([1])
+        expect((yield* repo.openRound(other, leaseOf("owner", at(60_000)), at(0))).waitingUntil).toBeNull()
+        expect(Option.getOrThrow(yield* repo.latestRound(other)).waitingUntil).toBeNull()
+      }))
+
+    it.effect("setWaitingUntil sets and clears the wait under the lease only; finishing a round clears it", () =>
+      Effect.gen(function*() {
+        const repo = yield* Repo
+        const productId = yield* productWithSubscribers([1, 2])
+        const { restockRound } = yield* repo.openRound(productId, leaseOf("owner", at(60_000)), at(0))
+
+        const waiting = yield* repo.setWaitingUntil(productId, restockRound, "owner", at(7_200_000), at(10))
+        expect(waiting).toMatchObject({ status: "IN_PROGRESS", waitingUntil: at(7_200_000), updatedAt: at(10) })
+        expect({ ...Option.getOrThrow(yield* repo.getRound(productId, restockRound)) }).toEqual({ ...waiting })
+
+        // Another dispatcher changes nothing.
+        const lost = yield* Effect.flip(repo.setWaitingUntil(productId, restockRound, "intruder", null, at(20)))
+        expect(lost).toMatchObject({ _tag: "LeaseLost", productId, restockRound })
+        expect(Option.getOrThrow(yield* repo.getRound(productId, restockRound))).toMatchObject({
+          waitingUntil: at(7_200_000),
+          updatedAt: at(10)
+        })
+
+        // Recording from the round it answered keeps the wait in the round computed.
+        const recorded = yield* record(productId, restockRound, "owner", {
+          deliveries: deliveriesTo([1], at(30)),
+          lastSentUserId: user(1),
+          now: at(30)
+        })
+        expect(recorded.round.waitingUntil).toEqual(at(7_200_000))
+
+        const resumed = yield* repo.setWaitingUntil(productId, restockRound, "owner", null, at(40))
+        expect(resumed).toMatchObject({ waitingUntil: null, updatedAt: at(40), sentCount: 1 })
+        yield* repo.setWaitingUntil(productId, restockRound, "owner", at(9_000_000), at(50))
+
+        const finished = yield* repo.finishRound(productId, restockRound, "owner", {
+          status: "CANCELED_BY_ERROR",
+          error: "shutdown",
+          now: at(60)
+        })
+        expect(finished.waitingUntil).toBeNull()
+        expect(
+          yield* count(
+            "SELECT COUNT(*) AS n FROM product_notification_history WHERE product_id = ? AND waiting_until IS NULL",
+            productId
+          )
+        ).toBe(1)
+        // Finished, the round is no one's to set waiting.
+        const after = yield* Effect.flip(repo.setWaitingUntil(productId, restockRound, "owner", at(1), at(70)))
+        expect(after._tag).toBe("LeaseLost")
+
+        // A resume replaces the wait: the new dispatcher's, or none.
+        const reopened = yield* repo.reopenRound(productId, leaseOf("second", at(90_000)), at(80), {
+          waitingUntil: at(10_000_000)
+        })
+        expect(reopened.waitingUntil).toEqual(at(10_000_000))
+        yield* repo.finishRound(productId, restockRound, "second", { status: "CANCELED_BY_ERROR", error: "x", now: at(90) })
+        expect((yield* repo.reopenRound(productId, leaseOf("third", at(90_000)), at(100))).waitingUntil).toBeNull()
+      }))
+
+    it.effect("a resume of a crashed waiting round does not keep the crashed dispatcher's wait", () =>
+      Effect.gen(function*() {
+        const repo = yield* Repo
+        const productId = yield* productWithSubscribers([1])
+        const { restockRound } = yield* repo.openRound(productId, leaseOf("crashed", at(10_000)), at(0), {
+          waitingUntil: at(3_600_000)
+        })
+        const resumed = yield* repo.reopenRound(productId, leaseOf("rescuer", at(40_000)), at(10_001))
+        expect(resumed).toMatchObject({ restockRound, status: "IN_PROGRESS", waitingUntil: null })
       }))
 
     it.effect("a round canceled by an error is resumed: the same round, in progress again, its progress kept", () =>
@@ -451,7 +609,8 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
           startedAt: at(0),
           updatedAt: at(3),
           finishedAt: null,
-          error: null
+          error: null,
+          waitingUntil: null
         })
         expect(yield* repo.leaseOf(productId, restockRound)).toEqual(Option.some(leaseOf("second", at(90_000))))
         expect(Option.getOrThrow(yield* repo.getProduct(productId)).restockRound).toBe(restockRound)

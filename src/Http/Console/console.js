@@ -48,6 +48,20 @@ function h(tag, attributes = {}, ...children) {
 const time = (iso) => (iso ? new Date(iso).toLocaleTimeString([], { hourCycle: "h23" }) : "—")
 const number = (value) => new Intl.NumberFormat().format(value)
 
+/** A moment in the browser's time zone, its day named unless it is today; the exact instant in `datetime`. */
+function localMoment(iso) {
+  const date = new Date(iso)
+  const clock = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }
+  const text = date.toDateString() === new Date().toDateString()
+    ? date.toLocaleTimeString([], clock)
+    : date.toLocaleString([], { weekday: "short", day: "numeric", month: "short", ...clock })
+  return h("time", { datetime: iso, title: date.toString() }, text)
+}
+
+/** What to say of a round waiting for the send window: "waiting until" its next opening; `null` when it is not waiting. */
+const waitingNote = (round) =>
+  round.status === "IN_PROGRESS" && round.waitingUntil ? ["waiting until ", localMoment(round.waitingUntil)] : null
+
 function statusChip(status) {
   return h("span", { class: `chip status-${status}`, title: status }, statusLabels[status] ?? status)
 }
@@ -220,6 +234,8 @@ function productRow(product) {
       "div",
       { class: "muted small" },
       `stock ${number(product.stock)}${product.stockStatus === "IN_STOCK" ? "" : " (out of stock)"}`,
+      product.minimumStock > 0 ? ` · minimum ${number(product.minimumStock)}` : "",
+      product.notifyPerUnit === null ? "" : ` · ${number(product.notifyPerUnit)} per unit`,
       ` · ${number(product.activeSubscribers)} subscriber${product.activeSubscribers === 1 ? "" : "s"}`
     )
   )
@@ -253,6 +269,8 @@ async function openProduct(id) {
   const summary = await fetchSummary(id)
   closeProduct()
   state.product = { id, summary, rounds: [], live: summary.latestRound, samples: [], source: null, recipients: null }
+  delete $("policy-form").dataset.editing
+  showPolicyError(null)
   $("product-none").hidden = true
   $("product-view").hidden = false
   showSummary(summary)
@@ -278,11 +296,76 @@ function showSummary(summary) {
   $("product-title").textContent = `${summary.name} #${summary.id}`
   $("product-facts").replaceChildren(
     `Stock ${number(summary.stock)} `,
+    // The service's own verdict: it counts the minimum stock as zero.
     h("span", { class: `chip stock-${summary.stockStatus}` }, summary.stockStatus === "IN_STOCK" ? "in stock" : "out of stock"),
+    ` · minimum stock ${number(summary.minimumStock)}`,
+    summary.notifyPerUnit === null ? " · no per-unit cap" : ` · ${number(summary.notifyPerUnit)} per unit`,
     ` · ${number(summary.activeSubscribers)} active subscriber${summary.activeSubscribers === 1 ? "" : "s"}`,
     ` · ${summary.restockRound} round${summary.restockRound === 1 ? "" : "s"}`
   )
+  fillPolicy(summary)
   showLive()
+}
+
+// ---------------------------------------------------------------------------
+// The send policy: minimum stock and the per-unit cap (SPEC §3.10–§3.11)
+
+const maxInt = 2_147_483_647
+
+/** Shows the product's policy in its form, unless the operator is editing it (a refresh must not undo typing). */
+function fillPolicy(summary) {
+  const form = $("policy-form")
+  if (form.dataset.editing === "true") return
+  form.elements.minimumStock.value = String(summary.minimumStock)
+  form.elements.notifyPerUnit.value = summary.notifyPerUnit === null ? "" : String(summary.notifyPerUnit)
+}
+
+function showPolicyError(message) {
+  $("policy-error").hidden = message === null
+  $("policy-error").textContent = message ?? ""
+}
+
+/** A whole number from `min` to the column's largest (what the API accepts), or why not. */
+function wholeNumber(input, min) {
+  const raw = input.value.trim()
+  if (input.validity.badInput) return { error: "not a number" }
+  const value = Number(raw)
+  if (raw === "" || !Number.isInteger(value) || value < min || value > maxInt) {
+    return { error: `must be a whole number from ${min} to ${number(maxInt)}` }
+  }
+  return { value }
+}
+
+/** The fields of the form that differ from the product shown, validated as the API validates them. */
+function policyChanges(form, summary) {
+  const minimum = wholeNumber(form.elements.minimumStock, 0)
+  if (minimum.error) return { error: `Minimum stock ${minimum.error}.` }
+  const perUnitInput = form.elements.notifyPerUnit
+  const perUnit = perUnitInput.value.trim() === "" && !perUnitInput.validity.badInput
+    ? { value: null }
+    : wholeNumber(perUnitInput, 1)
+  if (perUnit.error) return { error: `Notify per unit ${perUnit.error}, or empty for no cap.` }
+  const body = {}
+  // Only what changed: an edit of one field never writes back a stale value of the other.
+  if (minimum.value !== summary.minimumStock) body.minimumStock = minimum.value
+  if (perUnit.value !== summary.notifyPerUnit) body.notifyPerUnit = perUnit.value
+  return { body }
+}
+
+async function savePolicy(form) {
+  const product = state.product
+  const changes = policyChanges(form, product.summary)
+  showPolicyError(changes.error ?? null)
+  if (changes.error) return
+  try {
+    if (Object.keys(changes.body).length > 0) await api("PUT", `/admin/products/${product.id}`, { body: changes.body })
+  } catch (error) {
+    // A refusal is the API's to word: shown beside the form, as it says it.
+    if (!(error instanceof ApiError && error.status === 400)) throw error
+    return showPolicyError(`${error.tag ?? "Error"}: ${error.message}`)
+  }
+  delete form.dataset.editing
+  await refreshProduct()
 }
 
 /** The list, and the open product's figures: what other clients changed shows within seconds. */
@@ -321,7 +404,13 @@ function roundRow(round, latest) {
     "tr",
     {},
     h("td", {}, `#${round.restockRound}`),
-    h("td", {}, statusChip(round.status), round.error ? h("div", { class: "error small" }, round.error) : null),
+    h(
+      "td",
+      {},
+      statusChip(round.status),
+      round.error ? h("div", { class: "error small" }, round.error) : null,
+      waitingNote(round) === null ? null : h("div", { class: "wait small" }, ...waitingNote(round))
+    ),
     h("td", {}, number(round.sentCount)),
     h("td", {}, round.lastSentUserId ?? "—"),
     h("td", { class: "time" }, time(round.startedAt), round.finishedAt ? h("div", { class: "muted" }, `→ ${time(round.finishedAt)}`) : null),
@@ -447,7 +536,12 @@ function showLive() {
   $("live-title").replaceChildren(`Round #${round.restockRound} `, statusChip(round.status))
   $("live-count").textContent = `${number(round.sentCount)} of ${number(total)} sent`
   showChart(product, round, total)
-  if (round.status === "IN_PROGRESS") {
+  const waiting = waitingNote(round)
+  $("live-wait").hidden = waiting === null
+  $("live-wait").replaceChildren(...(waiting ?? []))
+  if (waiting !== null) {
+    $("live-rate").textContent = ""
+  } else if (round.status === "IN_PROGRESS") {
     const rate = currentRate(product.samples)
     $("live-rate").textContent = rate === null ? "" : `${rate.toFixed(1)} sends/s`
   } else {
@@ -669,6 +763,10 @@ onSubmit("sign-in-form", () => signIn($("admin-token").value.trim()))
 onSubmit("product-form", saveProduct)
 onSubmit("stock-form", setStock)
 onSubmit("restock-form", restock)
+onSubmit("policy-form", savePolicy)
+$("policy-form").addEventListener("input", (event) => {
+  event.currentTarget.dataset.editing = "true"
+})
 onSubmit("shopper-form", async (form) => {
   await addShopper(formNumber(form, "userId"))
   form.reset()

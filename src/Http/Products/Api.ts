@@ -44,7 +44,12 @@ export class ProductsApi extends HttpApiGroup.make("products")
       .setPayload(ProductUpsert)
       .addSuccess(Product)
       .middleware(AdminAuth)
-      .annotate(OpenApi.Summary, "Create a product, or update its name and stock")
+      .annotate(OpenApi.Summary, "Create a product, or update its name, stock, minimum stock and per-unit cap")
+      .annotate(
+        OpenApi.Description,
+        "Fields left out stay as they are; `notifyPerUnit: null` clears the cap. A change of `minimumStock` or " +
+          "`notifyPerUnit` applies to rounds started after it."
+      )
   )
   .add(
     HttpApiEndpoint.get("listProducts", "/admin/products")

@@ -5,8 +5,10 @@
 import * as Migrator from "@effect/sql/Migrator"
 import createTables from "./0001_create_tables.js"
 import historyRetention from "./0002_history_retention.js"
+import sendPolicy from "./0003_send_policy.js"
 
 export const loader = Migrator.fromRecord({
   "0001_create_tables": createTables,
-  "0002_history_retention": historyRetention
+  "0002_history_retention": historyRetention,
+  "0003_send_policy": sendPolicy
 })
