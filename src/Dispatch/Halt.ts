@@ -6,8 +6,10 @@ import * as Data from "effect/Data"
 import type { RoundStatus } from "../Domain/Round.js"
 
 export type Halt = Data.TaggedEnum<{
-  /** Stock ≤ 0 became visible: no send starts after that. */
+  /** Stock ≤ the product's minimum became visible: no send starts after that. */
   SoldOut: {}
+  /** The round's sends reached its fair share of the stock (SPEC §3.11): it is complete. */
+  AudienceReached: {}
   /** A send still failed after the retry policy. */
   SendFailed: { readonly message: string }
   /** The database or Redis stopped answering mid-round. */
@@ -36,6 +38,7 @@ export const terminalOutcome = (halt: Halt | undefined, cutShort: boolean): Term
   return Halt.$match(halt, {
     SendFailed: ({ message }): TerminalOutcome => ({ status: "CANCELED_BY_ERROR", error: message }),
     LeaseLost: () => undefined,
+    AudienceReached: (): TerminalOutcome => ({ status: "COMPLETED", error: null }),
     SoldOut: (): TerminalOutcome =>
       cutShort ? { status: "CANCELED_BY_SOLD_OUT", error: null } : { status: "COMPLETED", error: null },
     StorageFailed: ({ message }): TerminalOutcome =>

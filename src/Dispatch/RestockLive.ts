@@ -34,6 +34,7 @@ import { Halt } from "./Halt.js"
 import { RateLimiter } from "./RateLimiter/RateLimiter.js"
 import { Restock } from "./Restock.js"
 import { dispatchRound } from "./Round.js"
+import * as SendWindow from "./SendWindow.js"
 import { DispatchSettings } from "./Settings.js"
 
 /** How often progress and completion are re-read from the database (other instances' rounds). */
@@ -87,6 +88,16 @@ export const make = Effect.gen(function*() {
       lease: { owner: `${instanceId}#${attempts}`, expiresAt: new Date(now + Duration.toMillis(settings.leaseDuration)) }
     }
   })
+
+  /**
+   * A round opened or resumed outside the send window says when it will start
+   * sending from its first answer on (SPEC §3.12); its dispatch then waits.
+   */
+  const waitingAt = (now: Date): { readonly waitingUntil: Date | null } => {
+    const window = settings.sendWindow
+    if (window === null || SendWindow.isOpen(window, now.getTime())) return { waitingUntil: null }
+    return { waitingUntil: new Date(SendWindow.nextOpening(window, now.getTime())) }
+  }
 
   const requireProduct = (productId: ProductId) =>
     repo.getProduct(productId).pipe(
@@ -159,7 +170,7 @@ export const make = Effect.gen(function*() {
       }
       if (options?.stock !== undefined) yield* stockCache.set(productId, options.stock)
       const { lease, now } = yield* newLease
-      const round = yield* repo.openRound(productId, lease, now)
+      const round = yield* repo.openRound(productId, lease, now, waitingAt(now))
       yield* launch(round, product, lease.owner)
       return round
     }).pipe(Effect.withSpan("restock.trigger", { attributes: { productId } }))
@@ -177,7 +188,7 @@ export const make = Effect.gen(function*() {
         return yield* Effect.fail(NothingToResume.of(productId, `round ${latest.value.restockRound} is still being sent`))
       }
       const { lease, now } = yield* newLease
-      const round = yield* repo.reopenRound(productId, lease, now)
+      const round = yield* repo.reopenRound(productId, lease, now, waitingAt(now))
       yield* launch(round, product, lease.owner)
       return round
     }).pipe(Effect.withSpan("restock.resume", { attributes: { productId } }))

@@ -3,7 +3,9 @@
  *
  *   pending subscribers, in pages, in subscription order
  *     → wait for a slot of the unrecorded window and a rate-limit permit
- *     → stop if the product sold out (checked right before each send starts)
+ *     → stop if the product sold out (stock ≤ its minimum), or complete if the
+ *       round reached its fair share of the stock; wait for the send window to
+ *       open if it is closed (all checked right before each send starts)
  *     → start the send (sends overlap, but start in subscription order)
  *     → as each send settles, its outcome goes to the group commit
  *     → record deliveries in batches; the contiguous successful prefix
@@ -49,8 +51,18 @@ import { instrument } from "./InstrumentedNotifier.js"
 import { keepLease } from "./LeaseHeartbeat.js"
 import { RateLimiter } from "./RateLimiter/RateLimiter.js"
 import { makeAttemptThenRetry } from "./SendPolicy.js"
+import * as SendWindow from "./SendWindow.js"
 import { DispatchSettings, unrecordedWindow } from "./Settings.js"
 import { makeUnrecordedWindow } from "./Window.js"
+
+/**
+ * The fair share of scarce stock (SPEC §3.11): how many sends a round may
+ * have made at a given stock, or `null` for no cap.
+ */
+export const fairShare = (product: Product): ((stock: number) => number) | null => {
+  const { minimumStock, notifyPerUnit } = product
+  return notifyPerUnit === null ? null : (stock) => notifyPerUnit * (stock - minimumStock)
+}
 
 export interface DispatchInput {
   readonly round: Round
@@ -83,8 +95,9 @@ export const dispatchRound = (input: DispatchInput) =>
     const roundScope = yield* Effect.scope
     const durably = makeDurably(settings.storageRetryWindow, (message) => haltWith(Halt.StorageFailed({ message })))
 
-    // Sold out: the watch completes `halt` as soon as stock ≤ 0 is visible.
-    const watch = yield* stockCache.watch(productId)
+    // Sold out: the watch completes `halt` as soon as stock ≤ the minimum is visible. The
+    // product's controls are read as the round starts: a change applies to rounds after it.
+    const watch = yield* stockCache.watch(productId, product.minimumStock)
     yield* watch.soldOut.pipe(Effect.zipRight(haltWith(Halt.SoldOut())), Effect.forkScoped)
     yield* keepLease({
       repo,
@@ -115,6 +128,43 @@ export const dispatchRound = (input: DispatchInput) =>
       onProgress
     })
     let positions = 0
+    /** Sends this attempt has started; with the round's `sentCount` before it, what the fair share counts. */
+    let sendsStarted = 0
+    const audienceCap = fairShare(product)
+    const sendWindow = settings.sendWindow
+    /** When the send window closes next (never without one); the clock is compared with it per send. */
+    let windowClosesAt = sendWindow === null
+      ? Number.POSITIVE_INFINITY
+      : SendWindow.nextClosing(sendWindow, yield* Clock.currentTimeMillis)
+
+    /** Writes `waiting_until` and tells the progress listeners; `false` if the round cannot go on. */
+    const markWaiting = (waitingUntil: Date | null, now: number): Effect.Effect<boolean> =>
+      durably(repo.setWaitingUntil(productId, restockRound, owner, waitingUntil, new Date(now))).pipe(
+        Effect.flatMap((changed) => Effect.as(onProgress(changed), true)),
+        Effect.catchTags({
+          LeaseLost: () => Effect.as(haltWith(Halt.LeaseLost()), false),
+          // `durably` has halted the round already: it stops as for a record it could not write.
+          StorageUnavailable: () => Effect.succeed(false)
+        })
+      )
+
+    /**
+     * Records that the round waits for the window, waits (through `Clock`) until it opens or the
+     * round is halted, and records that it goes on. Answers whether it may go on. The lease
+     * heartbeat and the sold-out watch keep running meanwhile; sends in flight settle and are
+     * recorded as they would be anyway.
+     */
+    const waitForWindow = (window: SendWindow.SendWindow, now: number): Effect.Effect<boolean> =>
+      Effect.gen(function*() {
+        const opensAt = SendWindow.nextOpening(window, now)
+        yield* Effect.logInfo(`send window ${window.description} closed: waiting until ${new Date(opensAt).toISOString()}`)
+        if (!(yield* markWaiting(new Date(opensAt), now))) return false
+        yield* Effect.raceFirst(Effect.sleep(Math.max(0, opensAt - now)), Deferred.await(halt))
+        if (yield* Deferred.isDone(halt)) return false
+        const openedAt = yield* Clock.currentTimeMillis
+        windowClosesAt = SendWindow.nextClosing(window, openedAt)
+        return yield* markWaiting(null, openedAt)
+      })
 
     const attemptThenRetry = makeAttemptThenRetry(
       { notifier, limiter },
@@ -172,24 +222,38 @@ export const dispatchRound = (input: DispatchInput) =>
           yield* commit.settle({ position, userId: subscriber.userId, succeeded: true, delivery: undefined })
           return true
         }
-        // A halt while waiting here is seen right after: the wait is at most one record
-        // write (for a slot) plus one spacing (for a permit), and nothing is sent meanwhile.
-        yield* unrecorded.take
-        const permitted = yield* Metrics.timed(Metrics.rateLimitWait, limiter.acquire).pipe(
-          Effect.as(true),
-          Effect.catchAll((error) => haltWith(Halt.StorageFailed({ message: error.message })).pipe(Effect.as(false)))
-        )
-        if (permitted && !(yield* Deferred.isDone(halt))) {
+        while (true) {
+          // A halt while waiting here is seen right after: the wait is at most one record
+          // write (for a slot) plus one spacing (for a permit), and nothing is sent meanwhile.
+          yield* unrecorded.take
+          const permitted = yield* Metrics.timed(Metrics.rateLimitWait, limiter.acquire).pipe(
+            Effect.as(true),
+            Effect.catchAll((error) => haltWith(Halt.StorageFailed({ message: error.message })).pipe(Effect.as(false)))
+          )
+          if (!permitted || (yield* Deferred.isDone(halt))) break
           if (yield* watch.isSoldOut) {
             yield* haltWith(Halt.SoldOut())
-          } else {
-            const sentAt = new Date(yield* Clock.currentTimeMillis)
-            const page = yield* pages.started
-            // Traced by its page, never on its own (nor the notifier's requests): the start loop
-            // runs with the tracer off, and each send's fiber inherits that.
-            yield* Effect.forkIn(send(subscriber, position, sentAt, page), roundScope)
-            return true
+            break
           }
+          if (audienceCap !== null && round.sentCount + sendsStarted >= audienceCap(yield* watch.stock)) {
+            yield* haltWith(Halt.AudienceReached())
+            break
+          }
+          const now = yield* Clock.currentTimeMillis
+          if (now >= windowClosesAt && sendWindow !== null) {
+            // Not a send: the slot goes back while the round waits, so what is in flight is recorded.
+            yield* unrecorded.release(1)
+            if (yield* waitForWindow(sendWindow, now)) continue
+            yield* Ref.set(cutShort, true)
+            return false
+          }
+          const sentAt = new Date(now)
+          const page = yield* pages.started
+          sendsStarted++
+          // Traced by its page, never on its own (nor the notifier's requests): the start loop
+          // runs with the tracer off, and each send's fiber inherits that.
+          yield* Effect.forkIn(send(subscriber, position, sentAt, page), roundScope)
+          return true
         }
         yield* unrecorded.release(1)
         yield* Ref.set(cutShort, true)
@@ -234,7 +298,7 @@ export const dispatchRound = (input: DispatchInput) =>
     })
 
     if (yield* watch.isSoldOut) {
-      // Started sold out: nothing is sent, the round ends CANCELED_BY_SOLD_OUT.
+      // Started sold out (at or below the minimum): nothing is sent, the round ends CANCELED_BY_SOLD_OUT.
       yield* haltWith(Halt.SoldOut())
       yield* Ref.set(cutShort, true)
     } else {
