@@ -30,7 +30,10 @@ describe("start-up with bad configuration", () => {
     ["a HISTORY_RETENTION in an unknown unit", { HISTORY_RETENTION: "2w" }, /HISTORY_RETENTION.*"2w"/],
     ["a HISTORY_RETENTION of several parts", { HISTORY_RETENTION: "1h30m" }, /HISTORY_RETENTION.*"1h30m"/],
     ["a negative HISTORY_RETENTION", { HISTORY_RETENTION: "-5d" }, /HISTORY_RETENTION.*"-5d"/],
-    ["a HISTORY_RETENTION of zero", { HISTORY_RETENTION: "0s" }, /HISTORY_RETENTION.*at least 1s/]
+    ["a HISTORY_RETENTION of zero", { HISTORY_RETENTION: "0s" }, /HISTORY_RETENTION.*at least 1s/],
+    ["a malformed PUBLIC_URL", { PUBLIC_URL: "shop.example" }, /PUBLIC_URL.*not a valid URL/],
+    ["a PUBLIC_URL that is not http(s)", { PUBLIC_URL: "ftp://shop.example" }, /PUBLIC_URL.*http:\/\/ or https:\/\//],
+    ["a PUBLIC_URL with a query", { PUBLIC_URL: "https://shop.example/?ref=mail" }, /PUBLIC_URL.*without a query/]
   ]
   for (const [what, env, expected] of cases) {
     it(`${what}: one line naming the variable, exit 1`, async () => {
