@@ -22,6 +22,9 @@ describe("start-up with bad configuration", () => {
     ["NOTIFIER=webhook without its URL", { NOTIFIER: "webhook" }, /NOTIFIER_WEBHOOK_URL/],
     ["an unknown NOTIFIER", { NOTIFIER: "pigeon" }, /NOTIFIER.*"sse" or "webhook"/],
     ["a malformed NOTIFIER_WEBHOOK_URL", { NOTIFIER: "webhook", NOTIFIER_WEBHOOK_URL: "not a url" }, /NOTIFIER_WEBHOOK_URL/],
+    ["a malformed PUBLIC_URL", { PUBLIC_URL: "shop.example" }, /PUBLIC_URL.*not a valid URL/],
+    ["a PUBLIC_URL that is not http(s)", { PUBLIC_URL: "ftp://shop.example" }, /PUBLIC_URL.*http:\/\/ or https:\/\//],
+    ["a PUBLIC_URL with a query", { PUBLIC_URL: "https://shop.example/?ref=mail" }, /PUBLIC_URL.*without a query/],
     ["a negative NOTIFIER_RETRIES", { NOTIFIER_RETRIES: "-1" }, /NOTIFIER_RETRIES/],
     ["NOTIFIER_RETRIES that is no number", { NOTIFIER_RETRIES: "three" }, /NOTIFIER_RETRIES.*expected an integer/],
     ["a limit of 0", { RATE_LIMIT_PER_SECOND: "0" }, /RATE_LIMIT_PER_SECOND/],
@@ -30,10 +33,7 @@ describe("start-up with bad configuration", () => {
     ["a HISTORY_RETENTION in an unknown unit", { HISTORY_RETENTION: "2w" }, /HISTORY_RETENTION.*"2w"/],
     ["a HISTORY_RETENTION of several parts", { HISTORY_RETENTION: "1h30m" }, /HISTORY_RETENTION.*"1h30m"/],
     ["a negative HISTORY_RETENTION", { HISTORY_RETENTION: "-5d" }, /HISTORY_RETENTION.*"-5d"/],
-    ["a HISTORY_RETENTION of zero", { HISTORY_RETENTION: "0s" }, /HISTORY_RETENTION.*at least 1s/],
-    ["a malformed PUBLIC_URL", { PUBLIC_URL: "shop.example" }, /PUBLIC_URL.*not a valid URL/],
-    ["a PUBLIC_URL that is not http(s)", { PUBLIC_URL: "ftp://shop.example" }, /PUBLIC_URL.*http:\/\/ or https:\/\//],
-    ["a PUBLIC_URL with a query", { PUBLIC_URL: "https://shop.example/?ref=mail" }, /PUBLIC_URL.*without a query/]
+    ["a HISTORY_RETENTION of zero", { HISTORY_RETENTION: "0s" }, /HISTORY_RETENTION.*at least 1s/]
   ]
   for (const [what, env, expected] of cases) {
     it(`${what}: one line naming the variable, exit 1`, async () => {
