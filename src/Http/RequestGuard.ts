@@ -2,9 +2,10 @@
  * What the edge answers when a request never reaches a handler's logic: a
  * path a `;` would cut short, a body that is too large, too deep, not JSON
  * (nor a form, where the endpoint takes one) or of another media type, input
- * that does not match the schema, a route that does not exist, or a defect. Every answer is JSON `{ _tag, message }` like
- * the errors handlers fail with (SPEC §4), and none of these requests reaches
- * a handler: nothing it carried can change data.
+ * that does not match the schema, a route that does not exist, or a defect.
+ * Every answer is JSON `{ _tag, message }` like the errors handlers fail with
+ * (SPEC §4), and none of these requests reaches a handler: nothing it carried
+ * can change data.
  */
 import * as HttpApi from "@effect/platform/HttpApi"
 import type * as HttpApp from "@effect/platform/HttpApp"

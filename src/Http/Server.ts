@@ -3,8 +3,8 @@
  * and `/docs`, and a Node server to serve them.
  *
  * Built against the ports only (`Repo`, `StockCache`, `DeliveryFeed`,
- * `Restock`), `UnsubscribeLinks` and `AuthConfig`, with the feature services on them
- * (`Products`); `Layers.ts` / `main.ts` choose the adapters.
+ * `Restock`), `UnsubscribeLinks` and `AuthConfig`, with the feature services
+ * on them (`Products`); `Layers.ts` / `main.ts` choose the adapters.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpRouter from "@effect/platform/HttpRouter"
