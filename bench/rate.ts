@@ -166,7 +166,8 @@ export const run = Effect.gen(function*() {
         productId: ProductId.make(4),
         productName: "Bench",
         restockRound: RestockRound.make(1),
-        sentAt: new Date()
+        sentAt: new Date(),
+        unsubscribeUrl: `http://127.0.0.1:8080/unsubscribe/bench-${i + 1}`
       }))
     const webhookCpu = yield* cpuOf(Effect.forEach(notifications, notifier.send, { concurrency: clientConcurrency, discard: true }))
     return { cold, coldFigures, finished, seconds, cpuMs, arrivals, figures, buckets, allocation, profiledRound, webhookCpu, seen }

@@ -56,6 +56,35 @@ const parseUrl = (raw: string, protocols: ReadonlyArray<string>): Either.Either<
   }
 }
 
+const port = withFallback("PORT", 8080, integerIn(0, 65535))
+const host = withFallback("HOST", "127.0.0.1", (raw) => Either.right(raw))
+
+/**
+ * The base of the unsubscribe links (SPEC §3.13). It must be an http(s) URL
+ * without credentials, query or fragment, since `/unsubscribe/{token}` is
+ * appended to it. A path is allowed, for a service behind a proxy that
+ * serves it under a prefix.
+ */
+export const parsePublicUrl = (raw: string): Either.Either<URL, string> =>
+  Either.flatMap(parseUrl(raw, ["http:", "https:"]), (url) => {
+    if (url.username !== "" || url.password !== "") return Either.left("a public URL carries no user name or password")
+    if (url.search !== "" || url.hash !== "") {
+      return Either.left(`expected a base URL such as https://shop.example, without a query or fragment, got "${raw}"`)
+    }
+    return Either.right(url)
+  })
+
+/** `PUBLIC_URL`; unset or empty, `http://<HOST>:<PORT>`. */
+export const publicUrl: Config.Config<URL> = Config.all({ host, port, raw: optionalString("PUBLIC_URL") }).pipe(
+  Config.mapOrFail(({ host, port, raw }) =>
+    Option.match(raw, {
+      // An IPv6 address needs brackets in a URL.
+      onNone: () => parsePublicUrl(`http://${host.includes(":") ? `[${host}]` : host}:${port}`),
+      onSome: (value) => parsePublicUrl(value.trim())
+    }).pipe(Either.mapLeft((why) => ConfigError.InvalidData(["PUBLIC_URL"], why)))
+  )
+)
+
 export const parseDatabaseUrl = (raw: string): Either.Either<DatabaseConfig, string> => {
   if (raw.startsWith("sqlite:")) {
     const filename = raw.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "")
@@ -158,8 +187,9 @@ export const sendWindow: Config.Config<Option.Option<SendWindow.SendWindow>> = C
 
 /** Everything `main.ts` needs to compose the service. */
 export const AppConfig = Config.all({
-  port: withFallback("PORT", 8080, integerIn(0, 65535)),
-  host: withFallback("HOST", "127.0.0.1", (raw) => Either.right(raw)),
+  port,
+  host,
+  publicUrl,
   database,
   redisUrl,
   // Prepended to every Redis key and channel: instances sharing one limit, stock and

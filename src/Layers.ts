@@ -4,7 +4,9 @@
  * or shared (MySQL/MariaDB + Redis), SSE or webhook notifier.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
+import { randomBytes } from "node:crypto"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -31,9 +33,18 @@ import * as SqlRepo from "./Repo/Sql.js"
 import * as StockCacheMemory from "./StockCache/Memory.js"
 import * as StockCacheRedis from "./StockCache/Redis.js"
 import type { StockCache } from "./StockCache/StockCache.js"
+import { UnsubscribeLinks } from "./Unsubscribe/Links.js"
 
 /** What the service runs on, below the HTTP edge. */
-export type Services = Restock | Repo | StockCache | RateLimiter | DeliveryFeed | Notifier | SqlClient.SqlClient
+export type Services =
+  | Restock
+  | Repo
+  | StockCache
+  | RateLimiter
+  | DeliveryFeed
+  | Notifier
+  | UnsubscribeLinks
+  | SqlClient.SqlClient
 
 type Shared = StockCache | RateLimiter | DeliveryFeed
 
@@ -62,6 +73,21 @@ const redisConnection = (url: Redacted.Redacted<URL>, keyPrefix: string) =>
     Layer.retry(Schedule.exponential("200 millis").pipe(Schedule.upTo("5 seconds"))),
     Layer.mapError((error) => new StorageUnavailable({ message: `REDIS_URL (${Redacted.value(url).host}): ${error.message}` }))
   )
+
+/**
+ * The links of every notification, signed with `JWT_SECRET`. `main.ts` always
+ * passes the secret the edge verifies user tokens with. A program that sets
+ * none gets a random one, and its links stop working when it exits.
+ */
+const unsubscribeLinks = (config: AppConfig): Layer.Layer<UnsubscribeLinks> =>
+  Option.match(config.jwtSecret, {
+    onSome: (secret) => UnsubscribeLinks.layer({ publicUrl: config.publicUrl, secret }),
+    onNone: () =>
+      Layer.unwrapEffect(Effect.as(
+        Effect.logWarning("JWT_SECRET is not set: unsubscribe links are signed with a random secret and die with this process"),
+        UnsubscribeLinks.layer({ publicUrl: config.publicUrl, secret: randomBytes(32).toString("base64url") })
+      ))
+  })
 
 const notifier = (config: AppConfig): Layer.Layer<Notifier> =>
   config.notifier._tag === "Webhook" ? WebhookNotifier.layer({ url: config.notifier.url }) : SseNotifier.layer
@@ -92,7 +118,7 @@ export const servicesWith = (
     onSome: (retention) => Layer.discard(Pruner.layer(Pruner.settingsFor(retention)))
   })
   return Layer.merge(
-    RestockLive.layer.pipe(Layer.provideMerge(Layer.mergeAll(shared, notifierLayer, settings))),
+    RestockLive.layer.pipe(Layer.provideMerge(Layer.mergeAll(shared, notifierLayer, settings, unsubscribeLinks(config)))),
     retention
   ).pipe(Layer.provideMerge(storage))
 }

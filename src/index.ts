@@ -14,6 +14,12 @@ export { Notifier, type NotifierShape, SendFailed } from "./Notifier/Notifier.js
 export { DeliveryFeed, type DeliveryFeedShape, FeedOverflow } from "./Notifier/Feed.js"
 export { RateLimiter, type RateLimiterShape } from "./Dispatch/RateLimiter/RateLimiter.js"
 export { DispatchSettings, type DispatchSettingsShape } from "./Dispatch/Settings.js"
+export {
+  UnsubscribeLinks,
+  type UnsubscribeLinksOptions,
+  type UnsubscribeLinksShape
+} from "./Unsubscribe/Links.js"
+export type { UnsubscribeTarget } from "./Unsubscribe/Token.js"
 
 // Their layers: one module per implementation.
 export * as RestockLive from "./Dispatch/RestockLive.js"

@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import { AppConfig } from "./Config.js"
 import { AuthConfig } from "./Http/Auth/Config.js"
 import { serve } from "./Http/Server.js"
@@ -44,16 +45,21 @@ const startupFailure = (error: unknown): string => {
 
 const main = Effect.gen(function*() {
   const config = yield* AppConfig
-  const app = serve({ host: config.host, port: config.port }).pipe(
-    Layer.provide(AuthConfig.layerConfig),
-    Layer.provide(services(config)),
-    // Below everything, so every span is the tracer's: OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, none otherwise.
-    Layer.provide(Tracing.layerConfig)
-  )
   // LOG_FORMAT=json: one JSON object per line, with the product and round annotated.
   const logger = config.logFormat === "json" ? Logger.json : Logger.pretty
   return yield* Effect.gen(function*() {
     yield* Effect.logInfo(`restock starting on http://${config.host}:${config.port} (console at /, API docs at /docs)`)
+    if (config.publicUrl.port === "0") {
+      yield* Effect.logWarning("PUBLIC_URL names port 0: unsubscribe links will not reach this service; set PUBLIC_URL")
+    }
+    // One JWT secret, generated or not, for the user tokens the edge verifies and the unsubscribe links the dispatch signs.
+    const auth = yield* AuthConfig.fromConfig
+    const app = serve({ host: config.host, port: config.port }).pipe(
+      Layer.provide(Layer.succeed(AuthConfig, auth)),
+      Layer.provide(services({ ...config, jwtSecret: Option.some(auth.jwtSecret) })),
+      // Below everything, so every span is the tracer's: OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, none otherwise.
+      Layer.provide(Tracing.layerConfig)
+    )
     return yield* Layer.launch(app)
   }).pipe(Effect.provide(logger))
 }).pipe(

@@ -22,6 +22,7 @@ import { DeliveryFeed } from "../../src/Notifier/Feed.js"
 import { Notifier } from "../../src/Notifier/Notifier.js"
 import { Repo, type RepoShape } from "../../src/Repo/Repo.js"
 import { StockCache, type StockCacheShape } from "../../src/StockCache/StockCache.js"
+import { UnsubscribeLinks } from "../../src/Unsubscribe/Links.js"
 
 const productId = ProductId.make(1)
 const restockRound = RestockRound.make(1)
@@ -125,7 +126,8 @@ export const engineAlone = (subscribers: number) =>
       Layer.succeed(DeliveryFeed, { publish: () => Effect.void, subscribe: () => Effect.dieMessage("not used") }),
       Layer.succeed(Notifier, { send: () => Effect.void }),
       RateLimiterMemory.layer({ limitPerSecond: 1_000_000 }),
-      Layer.succeed(DispatchSettings, DispatchSettings.defaults)
+      Layer.succeed(DispatchSettings, DispatchSettings.defaults),
+      UnsubscribeLinks.layer({ publicUrl: "http://127.0.0.1:8080", secret: "bench-secret" })
     )
     const once = Effect.gen(function*() {
       const halt = yield* Deferred.make<Halt>()

@@ -23,6 +23,7 @@ import { Repo, type RepoShape } from "../../src/Repo/Repo.js"
 import * as SqlRepo from "../../src/Repo/Sql.js"
 import * as StockCacheRedis from "../../src/StockCache/Redis.js"
 import type { StockCache } from "../../src/StockCache/StockCache.js"
+import { UnsubscribeLinks } from "../../src/Unsubscribe/Links.js"
 import { now } from "./Measure.js"
 
 /** Time spent in one kind of call: how many, how long in all, the longest. */
@@ -149,7 +150,15 @@ export const stack = (options: StackOptions): Layer.Layer<Stack, StorageUnavaila
     Effect.map(RedisConnection, (redis) => probedRedis(redis, probe))
   ).pipe(Layer.provide(options.redis))
   return RestockLive.layer.pipe(
-    Layer.provideMerge(Layer.mergeAll(StockCacheRedis.layer, limiter, FeedRedis.layer, notifier, settings)),
+    Layer.provideMerge(Layer.mergeAll(
+      StockCacheRedis.layer,
+      limiter,
+      FeedRedis.layer,
+      notifier,
+      settings,
+      // Links are signed for every send, as the service signs them.
+      UnsubscribeLinks.layer({ publicUrl: "http://127.0.0.1:8080", secret: "bench-secret" })
+    )),
     Layer.provideMerge(Layer.merge(repo, redis))
   )
 }

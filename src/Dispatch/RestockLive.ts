@@ -30,6 +30,7 @@ import { DeliveryFeed } from "../Notifier/Feed.js"
 import { Notifier } from "../Notifier/Notifier.js"
 import { Repo } from "../Repo/Repo.js"
 import { StockCache } from "../StockCache/StockCache.js"
+import type { UnsubscribeLinks } from "../Unsubscribe/Links.js"
 import { Halt } from "./Halt.js"
 import { RateLimiter } from "./RateLimiter/RateLimiter.js"
 import { Restock } from "./Restock.js"
@@ -59,7 +60,7 @@ export const make = Effect.gen(function*() {
   const stockCache = yield* StockCache
   const settings = yield* DispatchSettings
   const dispatchContext = yield* Effect.context<
-    Repo | StockCache | RateLimiter | DeliveryFeed | Notifier | DispatchSettings
+    Repo | StockCache | RateLimiter | DeliveryFeed | Notifier | DispatchSettings | UnsubscribeLinks
   >()
   const instanceId = randomUUID()
   let attempts = 0

@@ -44,6 +44,7 @@ import { Notifier } from "../Notifier/Notifier.js"
 import * as PageSpans from "../Observability/PageSpans.js"
 import { Repo } from "../Repo/Repo.js"
 import { StockCache } from "../StockCache/StockCache.js"
+import { UnsubscribeLinks } from "../Unsubscribe/Links.js"
 import { makeDurably } from "./Durably.js"
 import * as GroupCommit from "./GroupCommit.js"
 import { Halt, terminalOutcome } from "./Halt.js"
@@ -89,6 +90,7 @@ export const dispatchRound = (input: DispatchInput) =>
     const notifier = instrument(yield* Notifier)
     const feed = yield* DeliveryFeed
     const settings = yield* DispatchSettings
+    const links = yield* UnsubscribeLinks
     const { halt, onProgress, owner, product, round } = input
     const { productId, restockRound } = round
     const haltWith = (reason: Halt) => Deferred.succeed(halt, reason)
@@ -184,7 +186,14 @@ export const dispatchRound = (input: DispatchInput) =>
         attemptThenRetry(
           // Its fields come from decoded rows: validating them again per send costs more than the rest.
           new Notification(
-            { userId: subscriber.userId, productId, productName: product.name, restockRound, sentAt },
+            {
+              userId: subscriber.userId,
+              productId,
+              productName: product.name,
+              restockRound,
+              sentAt,
+              unsubscribeUrl: links.linkOf(productId, subscriber.userId)
+            },
             { disableValidation: true }
           )
         ).pipe(

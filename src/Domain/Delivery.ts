@@ -10,7 +10,9 @@ export class Notification extends Schema.Class<Notification>("Notification")({
   productId: ProductId,
   productName: Schema.String,
   restockRound: RestockRound,
-  sentAt: Schema.Date
+  sentAt: Schema.Date,
+  /** The one-click link that unsubscribes this user from this product (SPEC §3.13). */
+  unsubscribeUrl: Schema.String
 }) {
   /** `<productId>:<restockRound>:<userId>`: lets the sender drop a repeat after a crash. */
   get idempotencyKey(): string {

@@ -77,6 +77,21 @@ export class HistoryPruned extends Schema.TaggedError<HistoryPruned>()(
   }
 }
 
+/**
+ * What a `/unsubscribe/{token}` link carried is not an unsubscribe token this
+ * service signed (SPEC §3.13): malformed, tampered with, signed with another
+ * secret, or a token of another kind (a user JWT, the admin token).
+ */
+export class InvalidUnsubscribeToken extends Schema.TaggedError<InvalidUnsubscribeToken>()(
+  "InvalidUnsubscribeToken",
+  { message: Schema.String },
+  HttpApiSchema.annotations({ status: 400, description: "Not an unsubscribe link of this service" })
+) {
+  static of() {
+    return new InvalidUnsubscribeToken({ message: "this is not a valid unsubscribe link of this service" })
+  }
+}
+
 /** The database or Redis could not be reached or answered with an error. */
 export class StorageUnavailable extends Schema.TaggedError<StorageUnavailable>()(
   "StorageUnavailable",

@@ -12,6 +12,7 @@ import { HealthApi } from "./Health/Api.js"
 import { ProductsApi } from "./Products/Api.js"
 import { RoundsApi } from "./Rounds/Api.js"
 import { SubscriptionsApi } from "./Subscriptions/Api.js"
+import { UnsubscribeApi } from "./Unsubscribe/Api.js"
 import { UsersApi } from "./Users/Api.js"
 
 /**
@@ -34,6 +35,7 @@ export class Api extends HttpApi.make("restock")
   .add(ProductsApi)
   .add(RoundsApi)
   .add(SubscriptionsApi)
+  .add(UnsubscribeApi)
   .add(UsersApi)
   .add(HealthApi)
   // Any endpoint can meet these: malformed input, and storage that is down.

@@ -1,6 +1,7 @@
 /**
  * A request body, read once at the edge before any handler sees it: bounded
- * in bytes, in nesting depth, and parsed as JSON.
+ * in bytes, in nesting depth, and parsed as JSON; or, for the endpoints that
+ * declare a form payload, bounded in bytes and parsed as a form.
  *
  * Why not the platform's own reader: on a body over its `MaxBodySize` it
  * destroys the request stream, which resets the connection before any answer
@@ -12,6 +13,8 @@
  */
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import type * as Multipart from "@effect/platform/Multipart"
+import * as UrlParams from "@effect/platform/UrlParams"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
@@ -135,5 +138,75 @@ export const withReadBody = (
     json: { value: Effect.succeed(body.json) },
     arrayBuffer: { value: Effect.succeed(bytes.buffer) },
     stream: { value: Stream.succeed(bytes) }
+  })
+}
+
+/** The form media types an endpoint may take (a one-click unsubscribe, RFC 8058, sends either). */
+export const formMediaTypes = ["application/x-www-form-urlencoded", "multipart/form-data"] as const
+export type FormMediaType = typeof formMediaTypes[number]
+
+/** A form's fields; a name given more than once has every value, in order. */
+export type FormFields = Record<string, string | Array<string>>
+
+export type ReadForm =
+  | { readonly _tag: "Read"; readonly text: string; readonly fields: FormFields }
+  | { readonly _tag: "TooLarge" }
+  | { readonly _tag: "NotForm"; readonly reason: string }
+
+const addField = (fields: FormFields, name: string, value: string) => {
+  const previous = fields[name]
+  fields[name] = previous === undefined ? value : Array.isArray(previous) ? [...previous, value] : [previous, value]
+}
+
+/**
+ * The fields of a form body. Multipart is parsed by the platform's own
+ * `Response.formData()`, not by hand. A file field is refused: no form of
+ * the API takes one.
+ */
+const parseForm = async (bytes: Buffer, mediaType: FormMediaType, contentType: string): Promise<ReadForm> => {
+  const text = bytes.toString("utf8")
+  const fields: FormFields = {}
+  if (bytes.length === 0) return { _tag: "Read", text, fields }
+  if (mediaType === "application/x-www-form-urlencoded") {
+    for (const [name, value] of new URLSearchParams(text)) addField(fields, name, value)
+    return { _tag: "Read", text, fields }
+  }
+  let form: FormData
+  try {
+    form = await new Response(new Uint8Array(bytes), { headers: { "content-type": contentType } }).formData()
+  } catch {
+    return { _tag: "NotForm", reason: "the multipart body is malformed (or its boundary is missing)" }
+  }
+  let file: string | undefined
+  form.forEach((value, name) => {
+    if (typeof value === "string") addField(fields, name, value)
+    else file ??= name
+  })
+  return file === undefined
+    ? { _tag: "Read", text, fields }
+    : { _tag: "NotForm", reason: `the field ${JSON.stringify(file)} is a file` }
+}
+
+/** Reads the body of a request as a form of `mediaType`, within the edge's bound on bytes. */
+export const readFormBody = (request: HttpServerRequest.HttpServerRequest, mediaType: FormMediaType) =>
+  Effect.flatMap(readBytes(request), (bytes): Effect.Effect<ReadForm> =>
+    bytes === "TooLarge"
+      ? Effect.succeed({ _tag: "TooLarge" })
+      : Effect.promise(() => parseForm(bytes, mediaType, request.headers["content-type"] ?? mediaType)))
+
+/**
+ * The request as handlers see it once its form was read here: the platform
+ * decodes a form payload from `urlParamsBody` or `multipart`, which answer
+ * the fields read (a multipart's fields are all text, as `parseForm` made
+ * sure).
+ */
+export const withReadForm = (
+  request: HttpServerRequest.HttpServerRequest,
+  form: { readonly text: string; readonly fields: FormFields }
+): HttpServerRequest.HttpServerRequest => {
+  const read = withReadBody(request, { text: form.text, json: null })
+  return Object.create(read, {
+    urlParamsBody: { value: Effect.succeed(UrlParams.fromInput(form.fields)) },
+    multipart: { value: Effect.succeed(form.fields as Multipart.Persisted) }
   })
 }

@@ -1,11 +1,13 @@
 /**
  * What the edge answers when a request never reaches a handler's logic: a
- * path a `;` would cut short, a body that is too large, too deep, not JSON or
- * of another media type, input that does not match the schema, a route that
- * does not exist, or a defect. Every answer is JSON `{ _tag, message }` like
- * the errors handlers fail with (SPEC §4), and none of these requests reaches
- * a handler: nothing it carried can change data.
+ * path a `;` would cut short, a body that is too large, too deep, not JSON
+ * (nor a form, where the endpoint takes one) or of another media type, input
+ * that does not match the schema, a route that does not exist, or a defect.
+ * Every answer is JSON `{ _tag, message }` like the errors handlers fail with
+ * (SPEC §4), and none of these requests reaches a handler: nothing it carried
+ * can change data.
  */
+import * as HttpApi from "@effect/platform/HttpApi"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpApiError from "@effect/platform/HttpApiError"
 import * as HttpMethod from "@effect/platform/HttpMethod"
@@ -16,8 +18,19 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import { Api } from "./Api.js"
 import { BadRequest, InternalError, NotFound, PayloadTooLarge, UnsupportedMediaType } from "./Errors.js"
-import { hasBody, maxBodyBytes, maxBodyDepth, readJsonBody, withReadBody } from "./RequestBody.js"
+import {
+  type FormMediaType,
+  formMediaTypes,
+  hasBody,
+  maxBodyBytes,
+  maxBodyDepth,
+  readFormBody,
+  readJsonBody,
+  withReadBody,
+  withReadForm
+} from "./RequestBody.js"
 
 const respond = <A, I>(
   schema: Schema.Schema<A, I>,
@@ -99,19 +112,62 @@ const pathCutter = (url: string): string | undefined => {
 }
 
 /**
- * Every body of the API is JSON: `application/json`, with parameters or
+ * The bodies of the API are JSON: `application/json`, with parameters or
  * none. The platform reads other media types another way (`+json` types as
  * bytes, which an optional payload took for no body at all), so on a method
- * that carries a body anything else is refused, body or not.
+ * that carries a body anything else is refused, body or not. The one
+ * exception is an endpoint whose payload declares a form encoding
+ * (`formEndpoints`): it takes those forms too, read here like JSON is.
  */
 const isJsonMediaType = (contentType: string | undefined): boolean =>
   contentType === undefined || /^\s*application\/json\s*(;|$)/i.test(contentType)
 
-const unsupportedMediaType = respond(
-  UnsupportedMediaType,
-  415,
-  new UnsupportedMediaType({ message: "request bodies are JSON: send Content-Type: application/json" })
-)
+/** The media type of a `Content-Type`, lower case, without its parameters. */
+const mediaTypeOf = (contentType: string | undefined): string | undefined =>
+  contentType?.split(";")[0]!.trim().toLowerCase()
+
+const unsupportedMediaType = (accepted: ReadonlyArray<string>) =>
+  respond(
+    UnsupportedMediaType,
+    415,
+    new UnsupportedMediaType({
+      message: accepted.length === 0
+        ? "request bodies are JSON: send Content-Type: application/json"
+        : `this endpoint takes a body of ${accepted.join(", ")} or application/json, or none`
+    })
+  )
+
+interface FormEndpoint {
+  readonly method: string
+  readonly path: RegExp
+  readonly mediaTypes: ReadonlyArray<FormMediaType>
+}
+
+/**
+ * The endpoints that take a form, and which forms, read from the API's own
+ * declarations. An endpoint accepts a form only if its payload says so, so
+ * no list here can drift from the API.
+ */
+const formEndpoints: ReadonlyArray<FormEndpoint> = (() => {
+  const found: Array<FormEndpoint> = []
+  HttpApi.reflect(Api, {
+    onGroup: () => {},
+    onEndpoint: ({ endpoint, payloads }) => {
+      const mediaTypes = formMediaTypes.filter((mediaType) => payloads.has(mediaType))
+      if (mediaTypes.length === 0) return
+      const segments = endpoint.path.split("/").map((segment) =>
+        segment.startsWith(":") ? "[^/]+" : segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"))
+      found.push({ method: endpoint.method, path: new RegExp(`^${segments.join("/")}$`), mediaTypes })
+    }
+  })
+  return found
+})()
+
+const formMediaTypesOf = (method: string, url: string): ReadonlyArray<FormMediaType> => {
+  const query = url.indexOf("?")
+  const path = query === -1 ? url : url.slice(0, query)
+  return formEndpoints.find((endpoint) => endpoint.method === method && endpoint.path.test(path))?.mediaTypes ?? []
+}
 
 /**
  * Refuses what must not reach a handler (above), reads a body once, within
@@ -134,9 +190,26 @@ export const requestGuard = <E, R>(
       R | HttpServerRequest.HttpServerRequest
     >
     if (!HttpMethod.hasBody(request.method)) return yield* handled
-    if (!isJsonMediaType(request.headers["content-type"])) return yield* unsupportedMediaType
+    const contentType = request.headers["content-type"]
+    const forms = formMediaTypesOf(request.method, request.url)
+    const form = forms.find((mediaType) => mediaType === mediaTypeOf(contentType))
+    if (form === undefined && !isJsonMediaType(contentType)) return yield* unsupportedMediaType(forms)
     // Refused before a byte is read when the client says how much it sends.
     if (Number(request.headers["content-length"] ?? "0") > maxBodyBytes) return yield* tooLarge(false)
+    if (form !== undefined) {
+      // Read even when empty: the platform's own multipart reader would fail on an empty body.
+      const body = yield* readFormBody(request, form).pipe(
+        Effect.catchAll((error) => Effect.succeed({ _tag: "NotForm", reason: String(error.cause) } as const))
+      )
+      switch (body._tag) {
+        case "TooLarge":
+          return yield* tooLarge(true)
+        case "NotForm":
+          return yield* badRequest(new BadRequest({ message: `the request body is not a valid form: ${body.reason}` }))
+        case "Read":
+          return yield* Effect.provideService(handled, HttpServerRequest.HttpServerRequest, withReadForm(request, body))
+      }
+    }
     if (!hasBody(request)) return yield* handled
     const body = yield* readJsonBody(request).pipe(
       Effect.catchAll((error) => Effect.succeed({ _tag: "NotJson", reason: String(error.cause) } as const))

@@ -3,8 +3,8 @@
  * and `/docs`, and a Node server to serve them.
  *
  * Built against the ports only (`Repo`, `StockCache`, `DeliveryFeed`,
- * `Restock`) and `AuthConfig`, with the feature services on them
- * (`Products`); `Layers.ts` / `main.ts` choose the adapters.
+ * `Restock`), `UnsubscribeLinks` and `AuthConfig`, with the feature services
+ * on them (`Products`); `Layers.ts` / `main.ts` choose the adapters.
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpRouter from "@effect/platform/HttpRouter"
@@ -27,11 +27,19 @@ import { requestGuard } from "./RequestGuard.js"
 import { HttpRoundsLive } from "./Rounds/Http.js"
 import { SseLifetime } from "./Sse.js"
 import { HttpSubscriptionsLive } from "./Subscriptions/Http.js"
+import { HttpUnsubscribeLive } from "./Unsubscribe/Http.js"
 import { HttpUsersLive } from "./Users/Http.js"
 
 /** Every endpoint of the API with its handler. */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([HttpHealthLive, HttpProductsLive, HttpRoundsLive, HttpSubscriptionsLive, HttpUsersLive]),
+  Layer.provide([
+    HttpHealthLive,
+    HttpProductsLive,
+    HttpRoundsLive,
+    HttpSubscriptionsLive,
+    HttpUnsubscribeLive,
+    HttpUsersLive
+  ]),
   Layer.provide([AuthLive, SseLifetime.layer, Products.Default])
 )
 

@@ -2,8 +2,9 @@
  * The webhook `Notifier` (SPEC §5): POSTs each notification as JSON to the
  * third-party sender, one request per `send`.
  *
- * - body `{ userId, productId, productName, restockRound, sentAt }` (the
- *   `Notification` schema, `sentAt` as an ISO string), header
+ * - body `{ userId, productId, productName, restockRound, sentAt,
+ *   unsubscribeUrl }` (the `Notification` schema, `sentAt` as an ISO
+ *   string), header
  *   `Idempotency-Key: <productId>:<restockRound>:<userId>`;
  * - any 2xx is success; 429, 5xx, network errors and timeouts are `Transient`;
  *   other statuses are `Permanent`;
@@ -182,7 +183,8 @@ export const make = (options: WebhookOptions, dispatcher: Undici.Dispatcher): Ef
             productId: notification.productId,
             productName: notification.productName,
             restockRound: notification.restockRound,
-            sentAt: notification.sentAt.toISOString()
+            sentAt: notification.sentAt.toISOString(),
+            unsubscribeUrl: notification.unsubscribeUrl
           })
         }, exchange)
         return Effect.sync(() => exchange.interrupt())

@@ -14,7 +14,8 @@ const notification = (userId: number) =>
     productId: ProductId.make(9),
     productName: "Headphones",
     restockRound: RestockRound.make(2),
-    sentAt: new Date(0)
+    sentAt: new Date(0),
+    unsubscribeUrl: `http://127.0.0.1:8080/unsubscribe/token-of-${userId}`
   })
 
 /** The Clock times (ms) at which starts were claimed from the rate limiter. */

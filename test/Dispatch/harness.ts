@@ -19,6 +19,7 @@ import { Repo } from "../../src/Repo/Repo.js"
 import * as SqlRepo from "../../src/Repo/Sql.js"
 import * as StockCacheMemory from "../../src/StockCache/Memory.js"
 import { StockCache } from "../../src/StockCache/StockCache.js"
+import { UnsubscribeLinks } from "../../src/Unsubscribe/Links.js"
 import { layerSqlite } from "../support/Mysql.js"
 import { pollPromptly } from "../support/PromptTestClock.js"
 
@@ -36,6 +37,7 @@ export type Engine =
   | Recording.Recording
   | Notifier
   | DeliveryFeed
+  | UnsubscribeLinks
   | SqlClient.SqlClient
 
 /** Everything the `Restock` service needs, without it (to start and stop it within a test). */
@@ -48,7 +50,8 @@ export const ports = (options: EngineOptions = {}): Layer.Layer<Exclude<Engine, 
     Recording.layer(options.recording ?? {}),
     MemoryLimiter.layer({ limitPerSecond: options.limitPerSecond ?? 500 }),
     FeedMemory.layer,
-    Layer.succeed(DispatchSettings, { ...DispatchSettings.defaults, ...options.settings })
+    Layer.succeed(DispatchSettings, { ...DispatchSettings.defaults, ...options.settings }),
+    UnsubscribeLinks.layer({ publicUrl: "http://127.0.0.1:8080", secret: "jwt-secret-for-engine-tests" })
   ).pipe(Layer.provideMerge(stock))
 }
 

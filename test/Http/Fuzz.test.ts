@@ -43,6 +43,10 @@ interface Operation {
   /** As the document writes it: `/products/{productId}`. */
   readonly template: string
   readonly pathParams: ReadonlyArray<string>
+  /** The path parameters that are ids (a link's token is any text: the handler refuses a bad one). */
+  readonly idParams: ReadonlyArray<string>
+  /** The media types its body may have besides JSON, as the document lists them (a form, for one-click unsubscribe). */
+  readonly formMediaTypes: ReadonlyArray<string>
   readonly queryParams: ReadonlyArray<string>
   readonly headerParams: ReadonlyArray<string>
   readonly secured: boolean
@@ -99,6 +103,8 @@ const operationsOf = (document: any): ReadonlyArray<Operation> =>
         method: method.toUpperCase(),
         template,
         pathParams: named("path"),
+        idParams: named("path").filter((name) => name in validPathValues),
+        formMediaTypes: Object.keys(operation.requestBody?.content ?? {}).filter((type) => type !== "application/json"),
         queryParams: named("query"),
         headerParams: named("header"),
         secured: security.length > 0,
@@ -347,7 +353,7 @@ describe.each(["embedded", "mysql-redis"] as const)("the edge, fuzzed from its o
       const property = <A>(numRuns: number, arbitrary: fc.Arbitrary<A>, run: (a: A) => Promise<void>) =>
         Effect.promise(() => fc.assert(fc.asyncProperty(arbitrary, run), { ...options, numRuns }))
 
-      const withPath = operations.filter((o) => o.pathParams.length > 0)
+      const withPath = operations.filter((o) => o.idParams.length > 0)
       const withQuery = operations.filter((o) => o.queryParams.length > 0)
       const withHeaders = operations.filter((o) => o.headerParams.length > 0)
       const withBody = operations.filter((o) => Option.isSome(o.body))
@@ -359,7 +365,7 @@ describe.each(["embedded", "mysql-redis"] as const)("the edge, fuzzed from its o
         fc.constantFrom(...withPath).chain((operation) =>
           fc.record({
             operation: fc.constant(operation),
-            param: fc.constantFrom(...operation.pathParams),
+            param: fc.constantFrom(...operation.idParams),
             value: notAnId,
             raw: fc.constantFrom(false, false, false, true)
           }).filter(({ operation, param, value }) =>
@@ -465,11 +471,16 @@ describe.each(["embedded", "mysql-redis"] as const)("the edge, fuzzed from its o
         }
       )
 
-      // A valid body under another media type than application/json, or that type with no body: 415.
+      // A valid body under another media type than application/json (or a form the operation
+      // takes), or that type with no body: 415.
       yield* property(
         runs.mediaType,
         fc.constantFrom(...operations.filter((o) => o.method !== "GET")).chain((operation) =>
-          fc.record({ operation: fc.constant(operation), body: validBodyOf(operation), contentType: mediaTypes })
+          fc.record({
+            operation: fc.constant(operation),
+            body: validBodyOf(operation),
+            contentType: mediaTypes.filter((type) => !operation.formMediaTypes.includes(type.split(";")[0]!))
+          })
         ),
         ({ operation, body, contentType }) =>
           check({

@@ -74,7 +74,13 @@ describe("live notifications", () => {
         expect(event!.event).toBe("restock")
         expect([event!.id]).toEqual(yield* deliveryIds(index + 1))
         const data = JSON.parse(event!.data)
-        expect(data).toEqual({ productId: 1, productName: "Product 1", restockRound: 1, sentAt: expect.stringMatching(iso) })
+        expect(data).toEqual({
+          productId: 1,
+          productName: "Product 1",
+          restockRound: 1,
+          sentAt: expect.stringMatching(iso),
+          unsubscribeUrl: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/unsubscribe\/[\w-]+\.[\w-]+\.[\w-]+$/)
+        })
       }
       yield* settle
       expect(yield* streams[3]!.drain).toEqual([])

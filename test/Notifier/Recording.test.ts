@@ -12,7 +12,8 @@ const notification = (userId: number) =>
     productId: ProductId.make(1),
     productName: "Kettle",
     restockRound: RestockRound.make(1),
-    sentAt: new Date(0)
+    sentAt: new Date(0),
+    unsubscribeUrl: `http://127.0.0.1:8080/unsubscribe/token-of-${userId}`
   })
 
 const sendAll = (users: ReadonlyArray<number>) =>

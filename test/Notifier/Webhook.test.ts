@@ -14,7 +14,8 @@ const notification = (userId: number) =>
     productId: ProductId.make(7),
     productName: "Desk lamp",
     restockRound: RestockRound.make(3),
-    sentAt: new Date("2026-11-25T10:00:00.250Z")
+    sentAt: new Date("2026-11-25T10:00:00.250Z"),
+    unsubscribeUrl: `https://shop.example/unsubscribe/token-of-${userId}`
   })
 
 /** The webhook notifier pointed at `url`, released with the test's scope. */
@@ -47,7 +48,8 @@ describe("Webhook notifier", () => {
         productId: 7,
         productName: "Desk lamp",
         restockRound: 3,
-        sentAt: "2026-11-25T10:00:00.250Z"
+        sentAt: "2026-11-25T10:00:00.250Z",
+        unsubscribeUrl: "https://shop.example/unsubscribe/token-of-42"
       })
       // Our trace context is none of the third party's business.
       expect(arrival!.headers).not.toHaveProperty("traceparent")

@@ -29,6 +29,7 @@ import * as SqlRepo from "../../src/Repo/Sql.js"
 import * as StockCacheMemory from "../../src/StockCache/Memory.js"
 import * as StockCacheRedis from "../../src/StockCache/Redis.js"
 import { StockCache } from "../../src/StockCache/StockCache.js"
+import * as Links from "../../src/Unsubscribe/Links.js"
 import { RedisConnection } from "../../src/Redis.js"
 import { layerMysql, layerSqlite } from "./Mysql.js"
 import * as RedisTest from "./Redis.js"
@@ -108,6 +109,29 @@ const hookedRepo = Layer.effectContext(
   })
 )
 
+/**
+ * Sets where the unsubscribe links point: the server's address, known only
+ * once it listens, after the dispatch that signs the links was built (a
+ * deployment names it up front, in `PUBLIC_URL`).
+ */
+class PublicAddress extends Context.Tag("test/Http/PublicAddress")<PublicAddress, {
+  readonly set: (baseUrl: string) => void
+}>() {}
+
+/** The real links, signed with the test's `jwtSecret`, under whatever base was set last. */
+const linksAtServer = Layer.effectContext(Effect.sync(() => {
+  let links = Links.make({ publicUrl: "http://127.0.0.1:0", secret: jwtSecret })
+  return Context.make(PublicAddress, {
+    set: (baseUrl) => {
+      links = Links.make({ publicUrl: baseUrl, secret: jwtSecret })
+    }
+  }).pipe(Context.add(Links.UnsubscribeLinks, {
+    urlFor: (productId, userId) => Effect.suspend(() => links.urlFor(productId, userId)),
+    linkOf: (productId, userId) => links.linkOf(productId, userId),
+    verify: (token) => Effect.suspend(() => links.verify(token))
+  }))
+}))
+
 /** How the readiness probes of the test's database and stock cache answer. */
 export type Health = "up" | "failing" | "hanging"
 
@@ -148,6 +172,8 @@ export interface ServerOptions {
   readonly sse?: Partial<SseConfigShape>
   readonly recording?: Recording.RecordingOptions
   readonly limitPerSecond?: number
+  /** The `PUBLIC_URL` of the links, `{port}` replaced by the server's port (default: `http://127.0.0.1:{port}`). */
+  readonly publicUrl?: string
 }
 
 export type Services =
@@ -161,6 +187,7 @@ export type Services =
   | Restock
   | Recording.Recording
   | Notifier
+  | Links.UnsubscribeLinks
   | SqlClient.SqlClient
 
 /** The storage, stock cache, limiter and fan-out, embedded: SQLite and in-process. */
@@ -187,15 +214,17 @@ type Adapters = Layer.Layer.Success<ReturnType<typeof embeddedAdapters>>
 const serverOn = <A>(adapters: Layer.Layer<A | Adapters>, options: ServerOptions): Layer.Layer<Services | A> => {
   const engine = Layer.mergeAll(
     Recording.layer(options.recording ?? {}),
-    Layer.succeed(DispatchSettings, DispatchSettings.defaults)
+    Layer.succeed(DispatchSettings, DispatchSettings.defaults),
+    linksAtServer
   ).pipe(Layer.provideMerge(adapters))
   const ports = Layer.mergeAll(countingFeed, outages).pipe(
     Layer.provideMerge(RestockLive.layer.pipe(Layer.provideMerge(engine)))
   )
   const address = Layer.effect(
     TestServer,
-    Effect.map(HttpServer.HttpServer, (server) => {
+    Effect.zipWith(HttpServer.HttpServer, PublicAddress, (server, publicAddress) => {
       const port = server.address._tag === "TcpAddress" ? server.address.port : 0
+      publicAddress.set((options.publicUrl ?? "http://127.0.0.1:{port}").replace("{port}", String(port)))
       return { baseUrl: `http://127.0.0.1:${port}`, port }
     })
   )

@@ -35,33 +35,38 @@ export class AuthConfig extends Context.Tag("restock/Http/AuthConfig")<AuthConfi
    * From `ADMIN_TOKEN` and `JWT_SECRET`. Nothing is ever open by default: an
    * unset admin token is replaced by a random one, logged once so the operator
    * can use it; an unset JWT secret by a random one per process (tokens do not
-   * survive a restart, hence the warning).
+   * survive a restart, hence the warning). An effect as well as a layer, so
+   * that `main.ts` hands the one secret to the edge and to the unsubscribe
+   * links alike, generated or not.
    */
+  static readonly fromConfig: Effect.Effect<AuthConfigShape, ConfigError.ConfigError> = Effect.gen(function*() {
+    const adminToken = yield* optionalSecret("ADMIN_TOKEN")
+    const jwtSecret = yield* optionalSecret("JWT_SECRET")
+    const admin = yield* Option.match(adminToken, {
+      onSome: Effect.succeed,
+      onNone: () => {
+        const generated = randomSecret()
+        return Effect.as(
+          Effect.logWarning(`ADMIN_TOKEN is not set: generated one for this process: ${generated}`),
+          Redacted.make(generated)
+        )
+      }
+    })
+    const secret = yield* Option.match(jwtSecret, {
+      onSome: Effect.succeed,
+      onNone: () =>
+        Effect.as(
+          Effect.logWarning("JWT_SECRET is not set: user tokens and unsubscribe links are signed with a random secret and die with this process"),
+          Redacted.make(randomSecret())
+        )
+    })
+    return { adminToken: admin, jwtSecret: secret, defaultTokenTtl: Duration.decode(defaultTokenTtl) }
+  })
+
+  /** `fromConfig` as a layer. */
   static readonly layerConfig: Layer.Layer<AuthConfig, ConfigError.ConfigError> = Layer.effect(
     AuthConfig,
-    Effect.gen(function*() {
-      const adminToken = yield* optionalSecret("ADMIN_TOKEN")
-      const jwtSecret = yield* optionalSecret("JWT_SECRET")
-      const admin = yield* Option.match(adminToken, {
-        onSome: Effect.succeed,
-        onNone: () => {
-          const generated = randomSecret()
-          return Effect.as(
-            Effect.logWarning(`ADMIN_TOKEN is not set: generated one for this process: ${generated}`),
-            Redacted.make(generated)
-          )
-        }
-      })
-      const secret = yield* Option.match(jwtSecret, {
-        onSome: Effect.succeed,
-        onNone: () =>
-          Effect.as(
-            Effect.logWarning("JWT_SECRET is not set: user tokens are signed with a random secret and die with this process"),
-            Redacted.make(randomSecret())
-          )
-      })
-      return { adminToken: admin, jwtSecret: secret, defaultTokenTtl: Duration.decode(defaultTokenTtl) }
-    })
+    AuthConfig.fromConfig
   )
 }
 

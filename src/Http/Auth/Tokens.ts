@@ -1,7 +1,8 @@
 /**
  * Credentials to principals: the admin token, compared in constant time, and
  * user JWTs (HS256, signed with `JWT_SECRET`, `sub` the user id, `exp`
- * required), verified and minted with jose.
+ * required), verified and minted with jose. The tokens of unsubscribe links
+ * are signed with the same secret and are never credentials here.
  */
 import { createHash, timingSafeEqual } from "node:crypto"
 import * as Clock from "effect/Clock"
@@ -15,6 +16,7 @@ import * as Schema from "effect/Schema"
 import { errors as JoseErrors, jwtVerify, SignJWT } from "jose"
 import type { UserId } from "../../Domain/Ids.js"
 import { UserId as UserIdSchema } from "../../Domain/Ids.js"
+import { isUnsubscribeAudience } from "../../Unsubscribe/Token.js"
 import { Unauthorized } from "../Errors.js"
 import { AuthConfig, type AuthConfigShape } from "./Config.js"
 import { admin, type Principal } from "./Principal.js"
@@ -59,16 +61,22 @@ export const makeAuthenticator = (config: AuthConfigShape): AuthenticatorShape =
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.tryPromise({
         try: () =>
-          jwtVerify(token, key, {
-            algorithms: ["HS256"],
-            requiredClaims: ["sub", "exp"],
-            currentDate: new Date(now)
-          }),
+          jwtVerify(token, key, { algorithms: ["HS256"], currentDate: new Date(now) }),
         catch: (error) =>
           new Unauthorized({
             message: error instanceof JoseErrors.JWTExpired ? "the token has expired" : "the token is not valid"
           })
       })).pipe(
+        // Checked before the claims a user token needs, so that an unsubscribe link's token is
+        // refused for what it is, not only because it happens to lack `sub` and `exp`.
+        Effect.filterOrFail(
+          ({ payload }) => !isUnsubscribeAudience(payload.aud),
+          () => new Unauthorized({ message: "an unsubscribe link's token is not a bearer token" })
+        ),
+        Effect.filterOrFail(
+          ({ payload }) => payload.sub !== undefined && payload.exp !== undefined,
+          () => new Unauthorized({ message: "the token is not valid: a user token has a sub and an exp" })
+        ),
         Effect.flatMap(({ payload }) =>
           Option.match(subject(payload.sub), {
             onNone: () => Effect.fail(new Unauthorized({ message: "the token names no valid user id" })),

@@ -24,7 +24,9 @@ export class RestockEvent extends Schema.Class<RestockEvent>("RestockEvent")({
   productId: ProductId,
   productName: Schema.String,
   restockRound: RestockRound,
-  sentAt: Schema.Date
+  sentAt: Schema.Date,
+  /** The one-click link that unsubscribes this user from this product (SPEC §3.13). */
+  unsubscribeUrl: Schema.String
 }) {}
 
 /** An event id to resume after: decimal digits; `0` replays every delivery of the user. */

@@ -5,6 +5,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import type { Delivery } from "../../Domain/Delivery.js"
+import { UnsubscribeLinks, type UnsubscribeLinksShape } from "../../Unsubscribe/Links.js"
 import { Api } from "../Api.js"
 import { requireActingFor } from "../Auth/Principal.js"
 import { Authenticator } from "../Auth/Tokens.js"
@@ -14,6 +16,20 @@ import { isGap, userDeliveries } from "./DeliveryStream.js"
 
 const encodeRestockEvent = Schema.encodeSync(RestockEvent)
 
+/**
+ * A delivery as its event's data. The link is made here, from the product and
+ * the user, rather than carried by the feed, so replayed deliveries read from
+ * the history get it the same way live ones do.
+ */
+const restockEventOf = (links: UnsubscribeLinksShape, delivery: Delivery) =>
+  encodeRestockEvent(new RestockEvent({
+    productId: delivery.productId,
+    productName: delivery.productName,
+    restockRound: delivery.restockRound,
+    sentAt: delivery.sentAt,
+    unsubscribeUrl: links.linkOf(delivery.productId, delivery.userId)
+  }, { disableValidation: true }))
+
 /** Completes at `deadline`, through `Clock`. */
 const sleepUntil = (deadline: Date) =>
   Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sleep(Duration.millis(Math.max(0, deadline.getTime() - now))))
@@ -21,6 +37,7 @@ const sleepUntil = (deadline: Date) =>
 export const HttpUsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
   Effect.gen(function*() {
     const authenticator = yield* Authenticator
+    const links = yield* UnsubscribeLinks
     return handlers
       .handle("mintToken", ({ path, payload }) =>
         authenticator.mint(
@@ -42,7 +59,7 @@ export const HttpUsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
               isGap(event)
                 // No id: the client's Last-Event-ID stays the last delivery it received.
                 ? Sse.encodeEvent("gap", { prunedThrough: event.prunedThrough })
-                : Sse.encodeEvent("restock", encodeRestockEvent(event), event.id)
+                : Sse.encodeEvent("restock", restockEventOf(links, event), event.id)
             ),
             // A user's stream never outlives the token that opened it.
             principal._tag === "User" ? Stream.interruptWhen(sleepUntil(principal.expiresAt)) : (stream) => stream
