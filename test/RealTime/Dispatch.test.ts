@@ -233,6 +233,36 @@ layer(deployment, { excludeTestServices: true, timeout: "2 minutes" })("a real-t
       expect(product.body).toMatchObject({ stock: 0, stockStatus: "OUT_OF_STOCK" })
     }))
 
+  it.scoped("an order system writing the Redis key without the PUBLISH stops the round within a second (SPEC §3.14)", () =>
+    Effect.gen(function*() {
+      const { backing, sender, service } = yield* Deployment
+      const productId = 106
+      yield* seedProduct(service, productId, { stock: 3, subscribers: 1_500 })
+      const orders = yield* Effect.acquireRelease(
+        Effect.sync(() => new Redis(backing.redisUrl, { lazyConnect: false })),
+        (client) => Effect.promise(() => client.quit().catch(() => "OK"))
+      )
+      const opened = yield* trigger(service, productId)
+      yield* afterArrivals(productId, 300)
+      yield* Effect.promise(() => orders.set(`${backing.redisKeyPrefix}stock:${productId}`, "0")) // and nothing more
+      const written = Date.now()
+      const round = yield* awaitTerminal(service, productId, opened.restockRound)
+      yield* Effect.sleep("300 millis")
+      const webhooks = webhooksOf(sender, productId, round.restockRound)
+      const startedAfter = webhooks.filter((webhook) => webhook.sentAt > written)
+      const lastStart = Math.max(...webhooks.map((webhook) => webhook.sentAt))
+      yield* log(`stock written without PUBLISH after ${webhooks.length - startedAfter.length} starts; ` +
+        `${startedAfter.length} started after it, the last ${Math.max(0, lastStart - written)} ms after`)
+
+      expect(round.status).toBe("CANCELED_BY_SOLD_OUT")
+      expect(webhooks.length).toBeLessThan(1_500)
+      expect(lastStart - written).toBeLessThanOrEqual(1_000)
+      expectRecordedOnceEach(yield* historyOf(productId, round.restockRound), webhooks.length)
+      // `product.stock` follows within a second too.
+      const product = yield* service.request("GET", `/products/${productId}`)
+      expect(product.body).toMatchObject({ stock: 0, stockStatus: "OUT_OF_STOCK" })
+    }))
+
   it.effect("a sender failure at user 400 ends the round CANCELED_BY_ERROR at 399; resuming sends the rest once, same round", () =>
     Effect.gen(function*() {
       const { sender, service } = yield* Deployment
