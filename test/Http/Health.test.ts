@@ -52,6 +52,8 @@ const specEndpoints = [
   ["get", "/admin/products/{productId}/notifications/stream"],
   ["put", "/admin/products/{productId}"],
   ["get", "/products/{productId}"],
+  ["post", "/unsubscribe/{token}"],
+  ["get", "/unsubscribe/{token}"],
   ["get", "/admin/products"],
   ["put", "/admin/products/{productId}/stock"],
   ["post", "/admin/products/{productId}/stock/adjustments"],
@@ -84,6 +86,9 @@ describe("documentation", () => {
       expect(stream.security).toEqual([{ bearer: [] }, { accessToken: [] }])
       expect(spec.components.securitySchemes.accessToken).toMatchObject({ type: "apiKey", in: "query", name: "access_token" })
       expect(spec.paths["/products/{productId}"].get.security).toEqual([])
+      // The unsubscribe link's token is its only credential.
+      expect(spec.paths["/unsubscribe/{token}"].post.security).toEqual([])
+      expect(spec.paths["/unsubscribe/{token}"].get.security).toEqual([])
     }).pipe(Effect.provide(layerServer())))
 
   it.live("/docs is public and loads nothing from elsewhere", () =>
