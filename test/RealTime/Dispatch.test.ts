@@ -91,6 +91,13 @@ const afterArrivals = (productId: number, count: number) =>
     }
   })
 
+/** A Redis client of the test's own, as an order system writing stock would have. */
+const orderSystem = Effect.flatMap(Deployment, ({ backing }) =>
+  Effect.acquireRelease(
+    Effect.sync(() => new Redis(backing.redisUrl, { lazyConnect: false })),
+    (client) => Effect.promise(() => client.quit().catch(() => "OK"))
+  ))
+
 const log = (line: string) => Effect.sync(() => console.log(`[real time] ${line}`))
 
 /** The service's CPU time per send over a round: what decides whether it can keep up with the limit at all. */
@@ -203,10 +210,7 @@ layer(deployment, { excludeTestServices: true, timeout: "2 minutes" })("a real-t
       const { backing, sender, service } = yield* Deployment
       const productId = 105
       yield* seedProduct(service, productId, { stock: 3, subscribers: 1_500 })
-      const orders = yield* Effect.acquireRelease(
-        Effect.sync(() => new Redis(backing.redisUrl, { lazyConnect: false })),
-        (client) => Effect.promise(() => client.quit().catch(() => "OK"))
-      )
+      const orders = yield* orderSystem
       const opened = yield* trigger(service, productId)
       yield* afterArrivals(productId, 300)
       // The documented contract: change the key atomically, then publish the product id.
@@ -236,12 +240,9 @@ layer(deployment, { excludeTestServices: true, timeout: "2 minutes" })("a real-t
   it.scoped("an order system writing the Redis key without the PUBLISH stops the round within a second (SPEC §3.14)", () =>
     Effect.gen(function*() {
       const { backing, sender, service } = yield* Deployment
-      const productId = 106
+      const productId = 109
       yield* seedProduct(service, productId, { stock: 3, subscribers: 1_500 })
-      const orders = yield* Effect.acquireRelease(
-        Effect.sync(() => new Redis(backing.redisUrl, { lazyConnect: false })),
-        (client) => Effect.promise(() => client.quit().catch(() => "OK"))
-      )
+      const orders = yield* orderSystem
       const opened = yield* trigger(service, productId)
       yield* afterArrivals(productId, 300)
       yield* Effect.promise(() => orders.set(`${backing.redisKeyPrefix}stock:${productId}`, "0")) // and nothing more

@@ -27,6 +27,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import { perDialect } from "./dialects.js"
 
 const history = "product_user_notification_history"
 const rounds = "product_notification_history"
@@ -104,11 +105,4 @@ const sqlite = Effect.gen(function*() {
   yield* sql.unsafe(`INSERT OR IGNORE INTO history_retention (id, pruned_through) VALUES (1, 0)`)
 })
 
-export default Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  return yield* sql.onDialectOrElse({
-    mysql: () => mysql,
-    sqlite: () => sqlite,
-    orElse: () => Effect.dieMessage("restock's schema exists for MySQL/MariaDB and SQLite only")
-  })
-})
+export default perDialect({ mysql, sqlite })

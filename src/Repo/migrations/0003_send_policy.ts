@@ -16,6 +16,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import { perDialect } from "./dialects.js"
 
 const products = "product"
 const rounds = "product_notification_history"
@@ -64,11 +65,4 @@ const sqlite = Effect.gen(function*() {
   }
 })
 
-export default Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  return yield* sql.onDialectOrElse({
-    mysql: () => mysql,
-    sqlite: () => sqlite,
-    orElse: () => Effect.dieMessage("restock's schema exists for MySQL/MariaDB and SQLite only")
-  })
-})
+export default perDialect({ mysql, sqlite })
