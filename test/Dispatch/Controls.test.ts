@@ -14,6 +14,7 @@ import { UserId } from "../../src/Domain/Ids.js"
 import * as Recording from "../../src/Notifier/Recording.js"
 import { Repo } from "../../src/Repo/Repo.js"
 import { StockCache } from "../../src/StockCache/StockCache.js"
+import { maxInSlidingWindow } from "../support/Rate.js"
 import { engine, ports, productId, seed, users } from "./harness.js"
 
 /** Users 1..n subscribed to a product with `stock` and the given controls. */
@@ -295,4 +296,27 @@ describe("the send window (SPEC §3.12)", () => {
       yield* finish(productId, opened.restockRound, "2 minutes")
       expect([...(yield* Fiber.join(seen))]).toEqual(["2026-06-01T21:00:00.000Z", null])
     }).pipe(Effect.provide(engine(overnight("21:00-20:59")))))
+})
+
+describe("every control at once", () => {
+  it.effect("minimum stock, the fair share and a window that closes mid-round: in order, within the limit, nobody twice, the cap exact", () =>
+    Effect.gen(function*() {
+      // Cap 2 × (400 − 100) = 600 of 1,000; the window closes about 500 sends in.
+      yield* seedWith({ subscribers: 1000, stock: 400, minimumStock: 100, notifyPerUnit: 2 })
+      yield* TestClock.setTime(Date.parse("2026-06-01T20:59:59.000Z"))
+      const opened = yield* (yield* Restock).trigger(productId)
+      yield* TestClock.setTime(Date.parse("2026-06-02T07:59:00.000Z"))
+      const done = yield* finish(productId, opened.restockRound, "2 minutes")
+
+      expect(done.status).toBe("COMPLETED")
+      expect(done.sentCount).toBe(600)
+      const calls = yield* (yield* Recording.Recording).calls
+      expect(calls.map((call) => call.notification.userId)).toEqual(users(1, 600))
+      expect(yield* recordedUsers(productId, opened.restockRound)).toEqual(users(1, 600))
+      const starts = calls.map((call) => call.receivedAt)
+      expect(maxInSlidingWindow(starts, 1000)).toBeLessThanOrEqual(500)
+      expect(starts.filter((at) => at >= Date.parse("2026-06-01T21:00:00.000Z") && at < Date.parse("2026-06-02T08:00:00.000Z")))
+        .toEqual([])
+      expect(starts.filter((at) => at < Date.parse("2026-06-01T21:00:00.000Z")).length).toBeGreaterThan(400)
+    }).pipe(Effect.provide(engine(overnight("08:00-21:00")))), 60_000)
 })

@@ -322,6 +322,22 @@ layer(deployment, { excludeTestServices: true, timeout: "2 minutes" })("a real-t
       expect(webhooksOf(sender, productId)).toEqual([])
     }))
 
+  it.effect("minimum stock and the fair share in a real round: exactly notifyPerUnit × (stock − minimumStock) notified, COMPLETED", () =>
+    Effect.gen(function*() {
+      const { sender, service } = yield* Deployment
+      const productId = 110
+      yield* seedProduct(service, productId, { stock: 60, subscribers: 300 })
+      const controls = yield* service.request("PUT", `/admin/products/${productId}`, {
+        body: { minimumStock: 10, notifyPerUnit: 2 }
+      })
+      expect(controls.body).toMatchObject({ stock: 60, minimumStock: 10, notifyPerUnit: 2, stockStatus: "IN_STOCK" })
+      const round = yield* runRound(productId)
+      const webhooks = webhooksOf(sender, productId, round.restockRound)
+      expect(round).toMatchObject({ status: "COMPLETED", sentCount: 100, lastSentUserId: 100 })
+      expect(webhooks.map((webhook) => webhook.userId).sort((a, b) => a - b)).toEqual(range(1, 100))
+      expectRecordedOnceEach(yield* historyOf(productId, round.restockRound), 100)
+    }))
+
   it.effect("a round without subscribers completes with nothing sent", () =>
     Effect.gen(function*() {
       const { sender, service } = yield* Deployment

@@ -392,6 +392,8 @@ export interface RoundJson {
   readonly lastSentUserId: number | null
   readonly sentCount: number
   readonly error: string | null
+  /** While the round waits for the send window: its next opening (ISO 8601). */
+  readonly waitingUntil?: string | null
 }
 
 /** Triggers a round on `service`; fails the test unless it answers 202. */
