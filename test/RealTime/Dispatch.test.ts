@@ -112,7 +112,10 @@ layer(deployment, { excludeTestServices: true, timeout: "2 minutes" })("a real-t
       const subscribers = 1_200
       yield* seedProduct(service, productId, { stock: 10, subscribers })
       let best = 0
-      for (let attempt = 1; attempt <= 3 && best < rateBar * limit; attempt++) {
+      // Attempt 0 is the fresh process's first round: checked like the others, but its rate is
+      // not counted (it loses a few per cent to compiling the send path; the README says so, and
+      // the bench reports it on its own). Then up to 3 counted attempts.
+      for (let attempt = 0; attempt <= 3 && (attempt === 0 || best < rateBar * limit); attempt++) {
         const cpuBefore = service.cpuMillis()
         sender.resetReceiverStall()
         const round = yield* runRound(productId)
@@ -124,7 +127,8 @@ layer(deployment, { excludeTestServices: true, timeout: "2 minutes" })("a real-t
         yield* log(`round ${round.restockRound}: ${rate.arrivals} arrivals, ${describeLimitCheck(limitCheck)} ` +
           `(receiver stalled ${stall.toFixed(1)} ms), ` +
           `achieved ${rate.achieved.toFixed(1)}/s (${(rate.achieved / limit * 100).toFixed(1)} %), ` +
-          `arrival inversions ${arrivalInversions(webhooks)}, service CPU ${cpu} per send, load ${loadavg()[0]!.toFixed(1)}`)
+          `arrival inversions ${arrivalInversions(webhooks)}, service CPU ${cpu} per send, load ${loadavg()[0]!.toFixed(1)}` +
+          (attempt === 0 ? " (the process's first round: not counted)" : ""))
 
         expect(round).toMatchObject({ status: "COMPLETED", sentCount: subscribers, lastSentUserId: subscribers, error: null })
         // Every user exactly once at the sender, and exactly one record each, recorded as sends settled.
@@ -135,7 +139,7 @@ layer(deployment, { excludeTestServices: true, timeout: "2 minutes" })("a real-t
         // Never over the limit in any sliding second: as started, and as the receiver saw it.
         expect(limitCheck.startsWorst).toBeLessThanOrEqual(limit)
         expect(limitCheck.arrivalsWorst).toBeLessThanOrEqual(limit + limitCheck.allowance)
-        best = Math.max(best, rate.achieved)
+        if (attempt > 0) best = Math.max(best, rate.achieved)
       }
       // A shortfall with the CPU per send logged above near 1000 / limit ms means the process
       // cannot keep up on this machine (or was starved of CPU), not that the limiter spaces too widely.
