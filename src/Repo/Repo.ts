@@ -67,6 +67,11 @@ export interface PrunedBatch {
   readonly last: PruneCursor | null
   /** The highest delivery id pruned so far, this batch included. */
   readonly prunedThrough: number
+  /**
+   * Whether a round was sending when the batch ran, on any instance: `IN_PROGRESS` and not
+   * waiting for its send window (read with the rounds whose records are kept, no extra query).
+   */
+  readonly roundSending: boolean
 }
 
 /** Another instance holds the pruning lease (or it lapsed and was taken): this pruner must stop. */

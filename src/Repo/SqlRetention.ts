@@ -32,7 +32,12 @@ const ExpiredRow = Schema.Struct({
   restockRound: Schema.Number,
   sentAt: Timestamp
 })
-const RoundKeyRow = Schema.Struct({ productId: Schema.Number, restockRound: Schema.Number })
+const ResumableRow = Schema.Struct({
+  productId: Schema.Number,
+  restockRound: Schema.Number,
+  status: Schema.String,
+  waitingUntil: Schema.NullOr(Timestamp)
+})
 const WatermarkRow = Schema.Struct({ prunedThrough: Schema.Number })
 const OldestRow = Schema.Struct({ sentAt: Schema.NullOr(Timestamp) })
 
@@ -67,9 +72,11 @@ export const retentionQueries = (sql: SqlClient.SqlClient, dialect: Dialect) => 
    * The rounds whose records are kept: each product's latest round if it
    * can still be resumed. `ix_rounds_by_status` finds the rounds by status
    * (few: at most one `IN_PROGRESS` per product, and the rounds an error
-   * ended), the product's primary key says which are latest.
+   * ended), the product's primary key says which are latest. Their status and
+   * `waiting_until` say, at no extra cost, whether a round is sending now.
    */
-  resumableRounds: sql`SELECT h.product_id AS productId, h.restock_round AS restockRound
+  resumableRounds: sql`SELECT h.product_id AS productId, h.restock_round AS restockRound,
+      h.status AS status, h.waiting_until AS waitingUntil
     FROM product_notification_history h
     JOIN product p ON p.id = h.product_id AND p.restock_round = h.restock_round
     WHERE h.status IN ('IN_PROGRESS', 'CANCELED_BY_ERROR')`,
@@ -120,10 +127,10 @@ export const makeRetention = (
 
         const size = Math.min(Math.max(Math.trunc(limit), 1), maxPruneBatch)
         const expired = yield* queries.expired(cutoff, after, size).pipe(Effect.flatMap(decodeAll(ExpiredRow)))
-        const kept = new Set(
-          (yield* queries.resumableRounds.pipe(Effect.flatMap(decodeAll(RoundKeyRow))))
-            .map((round) => roundKey(round.productId, round.restockRound))
-        )
+        const resumable = yield* queries.resumableRounds.pipe(Effect.flatMap(decodeAll(ResumableRow)))
+        const kept = new Set(resumable.map((round) => roundKey(round.productId, round.restockRound)))
+        // Waiting for its send window, a round in progress sends nothing.
+        const roundSending = resumable.some((round) => round.status === "IN_PROGRESS" && round.waitingUntil === null)
         const doomed = expired.filter((row) => !kept.has(roundKey(row.productId, row.restockRound)))
         const last = expired.length === 0 ? null : { sentAt: expired[expired.length - 1]!.sentAt, id: expired[expired.length - 1]!.id }
 
@@ -150,6 +157,7 @@ export const makeRetention = (
           examined: expired.length,
           deleted,
           last,
+          roundSending,
           prunedThrough: watermark?.prunedThrough ?? 0
         } satisfies PrunedBatch
       })

@@ -18,10 +18,13 @@
  *
  * Beside a running round: a batch is one short transaction on the oldest
  * rows (a running round's rows are the newest, and its round row is never
- * touched: it is kept), and the pruner pauses between batches, so it takes a
- * bounded share of the database. The round's limit holds; its efficiency
- * does drop while the pruner works (the `history` bench measures by how
- * much): `pauseBetweenBatches` is the knob.
+ * touched: it is kept). While a round is sending anywhere (each batch says
+ * so: `PrunedBatch.roundSending`), the pruner takes only a small share of the
+ * time — smaller batches, each followed by a pause several times as long as
+ * it took — so the round keeps its rate and efficiency (on two shared cores,
+ * full-speed batches of 1,000 cost a round of 5,000 at 500/s a tenth of its
+ * efficiency: `bench/README.md`, history). It still prunes meanwhile, so a
+ * shop whose rounds never stop still keeps its history bounded.
  *
  * Crash-safe: a batch's delete, its rounds' `records_pruned` and the
  * watermark commit together (`Repo.pruneHistory`); a pruner killed mid-batch
@@ -49,8 +52,10 @@ export interface PrunerSettings {
   readonly retention: Duration.Duration
   /** Records read and deleted per batch (at most 1,000). */
   readonly batchSize: number
-  /** The pause after a batch that deleted something: the share of the database left to the rounds. */
+  /** The pause after a batch that deleted something, while no round is sending. */
   readonly pauseBetweenBatches: Duration.Duration
+  /** While a round is sending: smaller batches, and at most this share of the time spent in them. */
+  readonly whileSending: { readonly batchSize: number; readonly share: number }
   /** How often a pass starts (after the last one ended). */
   readonly interval: Duration.Duration
   /** How long the pruning lease holds without being extended. */
@@ -66,6 +71,9 @@ export const settingsFor = (retention: Duration.Duration): PrunerSettings => {
     retention,
     batchSize: maxPruneBatch,
     pauseBetweenBatches: Duration.millis(50),
+    // A batch of 200 takes ~50 ms here beside a round; then ~450 ms of pause: ~400 records/s,
+    // about what a round at 500/s writes, and a tenth of a core.
+    whileSending: { batchSize: 200, share: 0.1 },
     interval,
     // Several intervals, so one slow pass does not lose the lease; a dead holder's lease
     // lapses within this and another instance takes over.
@@ -96,6 +104,17 @@ export interface PrunerShape {
 
 export class Pruner extends Context.Tag("restock/Retention/Pruner")<Pruner, PrunerShape>() {}
 
+/**
+ * The pause after a batch that deleted something and took `elapsedMillis`:
+ * while a round is sending, long enough that batches take at most
+ * `whileSending.share` of the time; never shorter than `pauseBetweenBatches`.
+ */
+export const pauseAfterBatch = (settings: PrunerSettings, elapsedMillis: number, roundSending: boolean): Duration.Duration => {
+  if (!roundSending) return settings.pauseBetweenBatches
+  const share = Math.min(Math.max(settings.whileSending.share, 0.01), 1)
+  return Duration.max(settings.pauseBetweenBatches, Duration.millis(elapsedMillis * (1 - share) / share))
+}
+
 const currentTime = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
 const plus = (date: Date, duration: Duration.Duration) => new Date(date.getTime() + Duration.toMillis(duration))
 
@@ -104,6 +123,8 @@ export const make = (settings: PrunerSettings): Effect.Effect<PrunerShape, never
   Effect.gen(function*() {
     const repo = yield* Repo
     const owner = `pruner-${randomUUID()}`
+    /** Whether a round was sending at the last batch, on any instance. */
+    let roundSending = false
 
     const updateOldestAge = Effect.gen(function*() {
       const oldest = yield* repo.oldestRecordSentAt
@@ -118,12 +139,15 @@ export const make = (settings: PrunerSettings): Effect.Effect<PrunerShape, never
       Effect.gen(function*() {
         const cutoff = new Date(startedAt.getTime() - Duration.toMillis(settings.retention))
         // The Repo caps a batch at 1,000: a larger setting would read as "the pass is done" after one batch.
-        const batchSize = Math.min(settings.batchSize, maxPruneBatch)
+        const batchSizeFor = (sending: boolean) =>
+          Math.min(sending ? settings.whileSending.batchSize : settings.batchSize, maxPruneBatch)
         let after: PruneCursor | null = null
         let deleted = 0
         let batches = 0
         let prunedThrough = 0
         while (true) {
+          // The first batch of a pass goes by what the last batch saw.
+          const batchSize = batchSizeFor(roundSending)
           const now = yield* currentTime
           const batch: PrunedBatch = yield* repo.pruneHistory(owner, {
             cutoff,
@@ -131,6 +155,8 @@ export const make = (settings: PrunerSettings): Effect.Effect<PrunerShape, never
             limit: batchSize,
             leaseExpiresAt: plus(now, settings.leaseDuration)
           })
+          const elapsed = (yield* Clock.currentTimeMillis) - now.getTime()
+          roundSending = batch.roundSending
           batches += 1
           deleted += batch.deleted
           prunedThrough = batch.prunedThrough
@@ -139,7 +165,7 @@ export const make = (settings: PrunerSettings): Effect.Effect<PrunerShape, never
           if (batch.examined < batchSize) break
           // Records kept (a resumable round's) stay behind the cursor for the rest of the pass.
           after = batch.last
-          if (batch.deleted > 0) yield* Effect.sleep(settings.pauseBetweenBatches)
+          if (batch.deleted > 0) yield* Effect.sleep(pauseAfterBatch(settings, elapsed, roundSending))
         }
         return { pruned: true, deleted, batches, prunedThrough } satisfies PassResult
       })

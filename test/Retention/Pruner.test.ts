@@ -102,3 +102,17 @@ describe("the retention on MySQL/MariaDB, several connections", () => {
       expect(yield* count).toBe(0)
     }).pipe(Effect.provide(onMysql), Effect.orDie), 120_000)
 })
+
+describe("the pruner's share of the time while a round is sending", () => {
+  const defaults = Pruner.settingsFor(Duration.hours(1))
+  it("pauses after a batch so that batches take at most the share; no round sending: the plain pause", () => {
+    const tenth = { ...defaults, pauseBetweenBatches: Duration.millis(50), whileSending: { batchSize: 200, share: 0.1 } }
+    expect(Duration.toMillis(Pruner.pauseAfterBatch(tenth, 50, true))).toBeCloseTo(450, 6)
+    expect(Duration.toMillis(Pruner.pauseAfterBatch(tenth, 200, true))).toBeCloseTo(1_800, 6)
+    // A quick batch still pauses the plain pause at least.
+    expect(Duration.toMillis(Pruner.pauseAfterBatch(tenth, 1, true))).toBe(50)
+    expect(Duration.toMillis(Pruner.pauseAfterBatch(tenth, 200, false))).toBe(50)
+    const half = { ...tenth, whileSending: { batchSize: 200, share: 0.5 } }
+    expect(Duration.toMillis(Pruner.pauseAfterBatch(half, 200, true))).toBeCloseTo(200, 6)
+  })
+})

@@ -191,6 +191,27 @@ export const prunerContract = (
     )
 
     scenario(
+      "while a round is sending the batches are the smaller size; a round waiting for its send window does not count",
+      Effect.gen(function*() {
+        yield* atBase
+        yield* seedProduct(1, ["COMPLETED"])
+        yield* seedProduct(2, ["IN_PROGRESS"])
+        yield* seedRecords(1, 1, { count: 500, sentAt: at(-3 * hour), spread: true })
+        const pruner = yield* Pruner.make(settings({ batchSize: 100, whileSending: { batchSize: 10, share: 0.1 } }))
+        // The first batch cannot know yet: 100; then 40 of 10 and the one that finds none left.
+        expect(yield* pruner.pass).toMatchObject({ deleted: 500, batches: 1 + 40 + 1 })
+
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`UPDATE product_notification_history SET waiting_until = ${dialectOf(sql).timestamp(at(hour))}
+          WHERE product_id = 2`
+        yield* seedRecords(1, 1, { count: 250, sentAt: at(-2 * hour), firstUser: 1_000, spread: true })
+        // The last batch saw a round sending: 10 first; then the full size again, 100, 100, 40.
+        expect(yield* pruner.pass).toMatchObject({ deleted: 250, batches: 4 })
+        expect(yield* countRecords()).toBe(0)
+      })
+    )
+
+    scenario(
       "the watermark is the highest id pruned, kept by the database: a new connection reads it, a new pruner keeps it",
       Effect.gen(function*() {
         yield* atBase
