@@ -101,7 +101,6 @@ export interface RepoShape {
   ) => Effect.Effect<Subscription, ProductNotFound | StorageUnavailable>
   /** Sets `is_active = false`. Idempotent; a user who never subscribed is not an error. */
   readonly unsubscribe: (productId: ProductId, userId: UserId) => Effect.Effect<void, ProductNotFound | StorageUnavailable>
-  readonly countActiveSubscribers: (productId: ProductId) => Effect.Effect<number, StorageUnavailable>
   /** The subscription position of a user (active or not), used to resume after `lastSentUserId`. */
   readonly subscriptionIdOf: (
     productId: ProductId,
@@ -211,11 +210,6 @@ export interface RepoShape {
   readonly latestRound: (productId: ProductId) => Effect.Effect<Option.Option<Round>, StorageUnavailable>
   /** Rounds of a product, newest first. */
   readonly listRounds: (productId: ProductId) => Effect.Effect<ReadonlyArray<Round>, StorageUnavailable>
-  /** The lease of an `IN_PROGRESS` round, if any. */
-  readonly leaseOf: (
-    productId: ProductId,
-    restockRound: RestockRound
-  ) => Effect.Effect<Option.Option<Lease>, StorageUnavailable>
 
   // ---- deliveries
   /**

@@ -13,15 +13,14 @@
  * the same as the flag with more to keep right.)
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
-import type * as SqlError from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import type { StorageUnavailable } from "../Domain/Errors.js"
 import type { Dialect } from "./Dialect.js"
 import { type PrunedBatch, type PruneCursor, PruningLeaseLost, type RepoShape } from "./Repo.js"
 import { decodeAll, decodeFirst, Timestamp } from "./Rows.js"
+import { orUnavailable, type SqlContext } from "./SqlShared.js"
 
 /** The most records one batch reads and deletes: no statement holds many row locks, or for long. */
 export const maxPruneBatch = 1_000
@@ -84,21 +83,12 @@ export const retentionQueries = (sql: SqlClient.SqlClient, dialect: Dialect) => 
   oldest: sql`SELECT MIN(sent_at) AS sentAt FROM product_user_notification_history`
 })
 
-/** The retention methods of the adapter over `sql`, speaking `dialect`. */
+/** The retention methods of the adapter. */
 export const makeRetention = (
-  sql: SqlClient.SqlClient,
-  dialect: Dialect,
-  options: {
-    /** The adapter's transaction: reruns a deadlock victim, and gives a lost connection back as an error. */
-    readonly transaction: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | SqlError.SqlError, R>
-    readonly orUnavailable: (
-      operation: string
-    ) => <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, Exclude<E, SqlError.SqlError> | StorageUnavailable, R>
-  }
+  { dialect, sql, transaction }: SqlContext
 ): Pick<RepoShape, "claimPruning" | "releasePruning" | "pruneHistory" | "prunedThrough" | "oldestRecordSentAt"> => {
   const at = dialect.timestamp
   const queries = retentionQueries(sql, dialect)
-  const { orUnavailable, transaction } = options
 
   const claimPruning: RepoShape["claimPruning"] = (lease, now) =>
     sql`UPDATE history_retention SET lease_owner = ${lease.owner}, lease_expires_at = ${at(lease.expiresAt)}
@@ -136,7 +126,7 @@ export const makeRetention = (
 
         let deleted = 0
         if (doomed.length > 0) {
-          // Unprepared: each batch size is another statement text (see `insertSlice` in Sql.ts).
+          // Unprepared: each batch size is another statement text (see `insertSlice` in SqlDeliveries.ts).
           yield* sql`DELETE FROM product_user_notification_history
             WHERE id IN ${sql.in(doomed.map((row) => row.id))}`.unprepared
           const [changed] = yield* sql<{ readonly n: number }>`SELECT ${dialect.changesOfLastStatement} AS n`

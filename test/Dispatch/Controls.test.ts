@@ -15,6 +15,7 @@ import * as Recording from "../../src/Notifier/Recording.js"
 import { Repo } from "../../src/Repo/Repo.js"
 import { StockCache } from "../../src/StockCache/StockCache.js"
 import { maxInSlidingWindow } from "../support/Rate.js"
+import { countActiveSubscribers, leaseOf } from "../support/Stored.js"
 import { engine, ports, productId, seed, users } from "./harness.js"
 
 /** Users 1..n subscribed to a product with `stock` and the given controls. */
@@ -96,7 +97,7 @@ describe("fair share of scarce stock (SPEC §3.11)", () => {
       expect(round.sentCount).toBe(24)
       expect(yield* deliveredUsers).toEqual(users(1, 24))
       expect(yield* recordedUsers(productId, round.restockRound)).toEqual(users(1, 24))
-      expect(yield* (yield* Repo).countActiveSubscribers(productId)).toBe(100)
+      expect(yield* countActiveSubscribers(productId)).toBe(100)
     }).pipe(Effect.provide(engine())))
 
   it.effect("stock dropping mid-round shrinks what is left to send", () =>
@@ -170,7 +171,7 @@ describe("the send window (SPEC §3.12)", () => {
       expect(Math.max(...beforeNight)).toBeLessThan(Date.parse("2026-06-01T21:00:00.000Z"))
       expect(waiting.sentCount).toBe(beforeNight.length) // what was in flight at the close is recorded
       // The lease is kept while waiting.
-      const lease = yield* Effect.flatten((yield* Repo).leaseOf(productId, opened.restockRound))
+      const lease = yield* Effect.flatten(leaseOf(productId, opened.restockRound))
       expect(lease.expiresAt.getTime()).toBeGreaterThan(Date.parse("2026-06-01T22:00:00.000Z"))
 
       // Through the night: nothing is sent.

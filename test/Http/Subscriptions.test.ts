@@ -6,14 +6,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { ProductId } from "../../src/Domain/Ids.js"
-import { Repo } from "../../src/Repo/Repo.js"
 import { asAdmin, databaseSnapshot, eventually, layerServer, request, userToken } from "../support/Http.js"
+import { countActiveSubscribers } from "../support/Stored.js"
 
 const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/
 
 /** How many users the dispatch would notify. */
-const subscribers = Effect.flatMap(Repo, (repo) =>
-  repo.countActiveSubscribers(ProductId.make(1))).pipe(Effect.orDie)
+const subscribers = countActiveSubscribers(ProductId.make(1))
 
 describe("subscriptions", () => {
   it.live("a user subscribes and unsubscribes themself, idempotently", () =>

@@ -12,6 +12,7 @@ import type { DeliveryRecord } from "../../src/Domain/Delivery.js"
 import { DeliveryId, ProductId, RestockRound, SubscriptionId, UserId } from "../../src/Domain/Ids.js"
 import { dialectOf } from "../../src/Repo/Dialect.js"
 import { type Lease, Repo } from "../../src/Repo/Repo.js"
+import { countActiveSubscribers, leaseOf as storedLease } from "../support/Stored.js"
 
 const MAX = Number.MAX_SAFE_INTEGER
 
@@ -220,7 +221,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         expect(first.active).toBe(true)
         expect({ ...again }).toEqual({ ...first })
         expect(yield* count("SELECT COUNT(*) AS n FROM product_user_notification WHERE product_id = ?", productId)).toBe(1)
-        expect(yield* repo.countActiveSubscribers(productId)).toBe(1)
+        expect(yield* countActiveSubscribers(productId)).toBe(1)
         expect(Option.isSome(yield* repo.subscriptionIdOf(productId, user(7)))).toBe(true)
         expect(yield* repo.subscriptionIdOf(productId, user(8))).toEqual(Option.none())
 
@@ -240,7 +241,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
 
         yield* repo.unsubscribe(productId, user(31))
         yield* repo.unsubscribe(productId, user(31))
-        expect(yield* repo.countActiveSubscribers(productId)).toBe(2)
+        expect(yield* countActiveSubscribers(productId)).toBe(2)
         expect(yield* pendingUserIds(productId, { restockRound, after: null, pageSize: 10 })).toEqual([32, 33])
 
         yield* repo.subscribe(productId, user(34))
@@ -319,7 +320,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         expect(yield* count("SELECT COUNT(*) AS n FROM product_notification_history WHERE product_id = ?", productId)).toBe(1)
         expect(Option.map(yield* repo.getRound(productId, round(1)), (r) => ({ ...r }))).toEqual(Option.some({ ...opened[0]! }))
 
-        const owner = Option.getOrThrow(yield* repo.leaseOf(productId, round(1))).owner
+        const owner = Option.getOrThrow(yield* storedLease(productId, round(1))).owner
         yield* repo.finishRound(productId, round(1), owner, { status: "COMPLETED", error: null, now: at(100) })
         const next = yield* repo.openRound(productId, leaseOf("next", at(60_000)), at(200))
         expect(next.restockRound).toBe(2)
@@ -445,7 +446,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
             now: at(2)
           })))._tag
         ).toBe("LeaseLost")
-        expect(Option.getOrThrow(yield* repo.leaseOf(productId, restockRound))).toEqual(leaseOf("owner", at(60_000)))
+        expect(Option.getOrThrow(yield* storedLease(productId, restockRound))).toEqual(leaseOf("owner", at(60_000)))
 
         // Once finished, even the owner can no longer write.
         yield* repo.finishRound(productId, restockRound, "owner", { status: "COMPLETED", error: null, now: at(3) })
@@ -466,9 +467,9 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         const productId = yield* productWithSubscribers([1])
         const { restockRound } = yield* repo.openRound(productId, leaseOf("owner", at(10_000)), at(0))
         yield* repo.renewLease(productId, restockRound, leaseOf("owner", at(20_000)))
-        expect(yield* repo.leaseOf(productId, restockRound)).toEqual(Option.some(leaseOf("owner", at(20_000))))
+        expect(yield* storedLease(productId, restockRound)).toEqual(Option.some(leaseOf("owner", at(20_000))))
         yield* repo.renewLease(productId, restockRound, leaseOf("owner", at(20_000)))
-        expect(yield* repo.leaseOf(productId, round(restockRound + 1))).toEqual(Option.none())
+        expect(yield* storedLease(productId, round(restockRound + 1))).toEqual(Option.none())
       }))
 
     it.effect("finishing a round sets its status, finished_at and error, and clears the lease", () =>
@@ -493,7 +494,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
           error: "sender answered 400",
           waitingUntil: null
         })
-        expect(yield* repo.leaseOf(productId, restockRound)).toEqual(Option.none())
+        expect(yield* storedLease(productId, restockRound)).toEqual(Option.none())
         expect(
           yield* count(
             "SELECT COUNT(*) AS n FROM product_notification_history WHERE product_id = ? AND lease_owner IS NULL AND lease_expires_at IS NULL",
@@ -612,7 +613,7 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
           error: null,
           waitingUntil: null
         })
-        expect(yield* repo.leaseOf(productId, restockRound)).toEqual(Option.some(leaseOf("second", at(90_000))))
+        expect(yield* storedLease(productId, restockRound)).toEqual(Option.some(leaseOf("second", at(90_000))))
         expect(Option.getOrThrow(yield* repo.getProduct(productId)).restockRound).toBe(restockRound)
         // The previous dispatcher is fenced out.
         expect((yield* Effect.flip(repo.renewLease(productId, restockRound, leaseOf("first", at(99_000)))))._tag).toBe(
@@ -643,11 +644,11 @@ export const repoContract = <E>(name: string, repoLayer: Layer.Layer<Repo | SqlC
         const stillRunning = yield* Effect.flip(repo.reopenRound(productId, leaseOf("rescuer", at(40_000)), at(9_999)))
         expect(stillRunning._tag).toBe("NothingToResume")
         expect(stillRunning.message).toMatch(/still being sent/)
-        expect(yield* repo.leaseOf(productId, restockRound)).toEqual(Option.some(leaseOf("crashed", at(10_000))))
+        expect(yield* storedLease(productId, restockRound)).toEqual(Option.some(leaseOf("crashed", at(10_000))))
 
         const resumed = yield* repo.reopenRound(productId, leaseOf("rescuer", at(40_000)), at(10_001))
         expect(resumed).toMatchObject({ restockRound, status: "IN_PROGRESS", updatedAt: at(10_001) })
-        expect(yield* repo.leaseOf(productId, restockRound)).toEqual(Option.some(leaseOf("rescuer", at(40_000))))
+        expect(yield* storedLease(productId, restockRound)).toEqual(Option.some(leaseOf("rescuer", at(40_000))))
         expect(
           (yield* Effect.flip(record(productId, restockRound, "crashed", {
             deliveries: deliveriesTo([1], at(10_002)),
