@@ -10,8 +10,8 @@ export type Halt = Data.TaggedEnum<{
   SoldOut: {}
   /** The round's sends reached its fair share of the stock (SPEC §3.11): it is complete. */
   AudienceReached: {}
-  /** A send still failed after the retry policy. */
-  SendFailed: { readonly message: string }
+  /** A send still failed after the retry policy (the notifier's `SendFailed`, given up on). */
+  SendGaveUp: { readonly message: string }
   /** The database or Redis stopped answering mid-round. */
   StorageFailed: { readonly message: string }
   /** The process is shutting down (SIGTERM): the round is left resumable. */
@@ -36,7 +36,7 @@ export interface TerminalOutcome {
 export const terminalOutcome = (halt: Halt | undefined, cutShort: boolean): TerminalOutcome | undefined => {
   if (halt === undefined) return { status: "COMPLETED", error: null }
   return Halt.$match(halt, {
-    SendFailed: ({ message }): TerminalOutcome => ({ status: "CANCELED_BY_ERROR", error: message }),
+    SendGaveUp: ({ message }): TerminalOutcome => ({ status: "CANCELED_BY_ERROR", error: message }),
     LeaseLost: () => undefined,
     AudienceReached: (): TerminalOutcome => ({ status: "COMPLETED", error: null }),
     SoldOut: (): TerminalOutcome =>

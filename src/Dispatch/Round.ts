@@ -198,13 +198,13 @@ export const dispatchRound = (input: DispatchInput) =>
           )
         ).pipe(
           Effect.matchEffect({
-            onFailure: (error) => Effect.as(haltWith(Halt.SendFailed({ message: error.message })), false),
+            onFailure: (error) => Effect.as(haltWith(Halt.SendGaveUp({ message: error.message })), false),
             onSuccess: () => Effect.succeed(true)
           }),
           // A notifier that throws is a failed send too: its turn must still settle, or its slot
           // would never come back and the round would wait for it forever.
           Effect.catchAllDefect((defect) =>
-            Effect.as(haltWith(Halt.SendFailed({ message: `the notifier failed unexpectedly: ${describeCause(defect)}` })), false)
+            Effect.as(haltWith(Halt.SendGaveUp({ message: `the notifier failed unexpectedly: ${describeCause(defect)}` })), false)
           ),
           Effect.tap((succeeded) => pages.settled(page, succeeded)),
           Effect.flatMap((succeeded) =>
