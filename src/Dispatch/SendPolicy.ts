@@ -16,16 +16,22 @@
  *
  * The dispatch claims the first attempt's start itself, in subscription
  * order, before it checks the stock and forks the send (SPEC §3.1, §3.3):
- * hence `attemptThenRetry`, which assumes that first start was claimed, beside
- * `send`, which claims it.
+ * hence `makeAttemptThenRetry`, which assumes that first start was claimed.
+ *
+ * A recursion rather than `Effect.retry` with a `Schedule`: the retry runs on
+ * every send, and `Effect.retry` makes a schedule driver (a `Ref` and its
+ * state) for every run, failing or not; here a send that succeeds at once
+ * costs one `catchTag`. The recursion also keeps in one place what a schedule
+ * would split between its delay and the retried effect: each retry claims a
+ * start after its wait, and the give-up message counts the attempts.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Random from "effect/Random"
 import type { Notification } from "../Domain/Delivery.js"
 import type { StorageUnavailable } from "../Domain/Errors.js"
-import { Notifier, type NotifierShape, SendFailed } from "../Notifier/Notifier.js"
-import { RateLimiter, type RateLimiterShape } from "./RateLimiter/RateLimiter.js"
+import { type NotifierShape, SendFailed } from "../Notifier/Notifier.js"
+import type { RateLimiterShape } from "./RateLimiter/RateLimiter.js"
 
 /** The first retry's nominal backoff; each next one doubles. */
 export const baseBackoff = Duration.millis(100)
@@ -124,23 +130,3 @@ export const makeAttemptThenRetry = (
 
   return attemptFrom(1)
 }
-
-/** `makeAttemptThenRetry` over the `Notifier` and `RateLimiter` of the context. */
-export const attemptThenRetry = (
-  notification: Notification,
-  options: SendPolicyOptions
-): Effect.Effect<Sent, SendFailed | StorageUnavailable, Notifier | RateLimiter> =>
-  Effect.flatMap(
-    Effect.all({ notifier: Notifier, limiter: RateLimiter }),
-    (services) => makeAttemptThenRetry(services, options)(notification)
-  )
-
-/** Claims a start from the `RateLimiter`, then sends with retries. */
-export const send = (
-  notification: Notification,
-  options: SendPolicyOptions
-): Effect.Effect<Sent, SendFailed | StorageUnavailable, Notifier | RateLimiter> =>
-  Effect.zipRight(
-    Effect.flatMap(RateLimiter, (limiter) => limiter.acquire),
-    attemptThenRetry(notification, options)
-  )

@@ -6,7 +6,19 @@ import { RateLimiter, type RateLimiterShape } from "../../src/Dispatch/RateLimit
 import { Notification } from "../../src/Domain/Delivery.js"
 import { StorageUnavailable } from "../../src/Domain/Errors.js"
 import { ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
+import { Notifier } from "../../src/Notifier/Notifier.js"
 import * as Recording from "../../src/Notifier/Recording.js"
+
+/** The policy over the `Notifier` and `RateLimiter` of the context; the caller claimed the first start. */
+const attemptThenRetry = (notification: Notification, options: SendPolicy.SendPolicyOptions) =>
+  Effect.flatMap(
+    Effect.all({ notifier: Notifier, limiter: RateLimiter }),
+    (services) => SendPolicy.makeAttemptThenRetry(services, options)(notification)
+  )
+
+/** Claims a start, then sends with the policy's retries: what a round does for each subscriber. */
+const send = (notification: Notification, options: SendPolicy.SendPolicyOptions) =>
+  Effect.zipRight(Effect.flatMap(RateLimiter, (limiter) => limiter.acquire), attemptThenRetry(notification, options))
 
 const notification = (userId: number) =>
   new Notification({
@@ -60,7 +72,7 @@ const runToEnd = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
 describe("SendPolicy", () => {
   it.effect("retries a transient failure once it succeeds: two attempts, two starts from the limiter", () =>
     Effect.gen(function*() {
-      const result = yield* runToEnd(SendPolicy.send(notification(1), { retries: 3 }))
+      const result = yield* runToEnd(send(notification(1), { retries: 3 }))
 
       expect(result).toStrictEqual(Either.right({ attempts: 2 }))
       expect(yield* acquireTimes).toHaveLength(2)
@@ -74,7 +86,7 @@ describe("SendPolicy", () => {
     Effect.gen(function*() {
       const retries = 6
       const startedAt = yield* Clock.currentTimeMillis
-      const fiber = yield* Effect.fork(Effect.either(SendPolicy.send(notification(1), { retries })))
+      const fiber = yield* Effect.fork(Effect.either(send(notification(1), { retries })))
       yield* TestClock.adjust("5 minutes")
       const result = yield* Fiber.join(fiber)
       const calls = yield* callTimes
@@ -100,7 +112,7 @@ describe("SendPolicy", () => {
 
   it.effect("with the default 3 retries, a failing sender is given up within 700 ms", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(Effect.either(SendPolicy.send(notification(1), { retries: 3 })))
+      const fiber = yield* Effect.fork(Effect.either(send(notification(1), { retries: 3 })))
       yield* TestClock.adjust("700 millis")
       const result = yield* Fiber.join(fiber)
 
@@ -110,7 +122,7 @@ describe("SendPolicy", () => {
 
   it.effect("never retries a permanent failure", () =>
     Effect.gen(function*() {
-      const result = yield* runToEnd(SendPolicy.send(notification(1), { retries: 3 }))
+      const result = yield* runToEnd(send(notification(1), { retries: 3 }))
 
       expect(yield* callTimes).toStrictEqual([0])
       expect(yield* acquireTimes).toStrictEqual([0])
@@ -122,7 +134,7 @@ describe("SendPolicy", () => {
 
   it.effect("stops at a permanent failure that follows transient ones", () =>
     Effect.gen(function*() {
-      const result = yield* runToEnd(SendPolicy.send(notification(1), { retries: 5 }))
+      const result = yield* runToEnd(send(notification(1), { retries: 5 }))
 
       expect(yield* callTimes).toHaveLength(3)
       expect(Either.isLeft(result) && result.left).toMatchObject({
@@ -133,7 +145,7 @@ describe("SendPolicy", () => {
 
   it.effect("with no retries, a transient failure is final", () =>
     Effect.gen(function*() {
-      const result = yield* runToEnd(SendPolicy.send(notification(1), { retries: 0 }))
+      const result = yield* runToEnd(send(notification(1), { retries: 0 }))
 
       expect(yield* callTimes).toHaveLength(1)
       expect(Either.isLeft(result) && result.left.message).toBe(
@@ -143,7 +155,7 @@ describe("SendPolicy", () => {
 
   it.effect("waits as long as Retry-After says before the retry, and no longer", () =>
     Effect.gen(function*() {
-      const fiber = yield* Effect.fork(SendPolicy.send(notification(1), { retries: 3 }))
+      const fiber = yield* Effect.fork(send(notification(1), { retries: 3 }))
       yield* TestClock.adjust("4999 millis")
       expect(yield* callTimes).toStrictEqual([0])
       expect(yield* acquireTimes).toStrictEqual([0])
@@ -155,7 +167,7 @@ describe("SendPolicy", () => {
 
   it.effect("keeps its own backoff when Retry-After asks for less", () =>
     Effect.gen(function*() {
-      yield* runToEnd(SendPolicy.send(notification(1), { retries: 3 }))
+      yield* runToEnd(send(notification(1), { retries: 3 }))
       const [, retriedAt] = yield* callTimes
 
       expect(retriedAt).toBeGreaterThanOrEqual(50)
@@ -164,11 +176,11 @@ describe("SendPolicy", () => {
 
   it.effect("waits out a Retry-After of 30 s, but fails at once on a longer one", () =>
     Effect.gen(function*() {
-      const atLimit = yield* runToEnd(SendPolicy.send(notification(1), { retries: 3 }))
+      const atLimit = yield* runToEnd(send(notification(1), { retries: 3 }))
       expect(atLimit).toStrictEqual(Either.right({ attempts: 2 }))
       expect(yield* callTimes).toStrictEqual([0, 30_000])
 
-      const beyond = yield* runToEnd(SendPolicy.send(notification(2), { retries: 3 }))
+      const beyond = yield* runToEnd(send(notification(2), { retries: 3 }))
       const calls = yield* Effect.flatMap(Recording.Recording, (recording) => recording.calls)
       expect(calls.filter((call) => call.notification.userId === 2)).toHaveLength(1)
       expect(Either.isLeft(beyond) && beyond.left).toMatchObject({
@@ -184,9 +196,9 @@ describe("SendPolicy", () => {
       )))
     ))
 
-  it.effect("attemptThenRetry leaves the first start to the caller and claims one per retry", () =>
+  it.effect("the policy leaves the first start to the caller and claims one per retry", () =>
     Effect.gen(function*() {
-      const result = yield* runToEnd(SendPolicy.attemptThenRetry(notification(1), { retries: 3 }))
+      const result = yield* runToEnd(attemptThenRetry(notification(1), { retries: 3 }))
 
       expect(result).toStrictEqual(Either.right({ attempts: 3 }))
       expect(yield* callTimes).toHaveLength(3)
@@ -198,7 +210,7 @@ describe("SendPolicy", () => {
   it.effect("a retry waits for the rate limiter like any send", () =>
     Effect.gen(function*() {
       // 2 per second: starts 500 ms apart. The backoff (≤ 100 ms) is shorter than that.
-      const result = yield* runToEnd(SendPolicy.send(notification(1), { retries: 3 }))
+      const result = yield* runToEnd(send(notification(1), { retries: 3 }))
 
       expect(result).toStrictEqual(Either.right({ attempts: 2 }))
       expect(yield* callTimes).toStrictEqual([0, 500])
@@ -208,7 +220,7 @@ describe("SendPolicy", () => {
     Effect.gen(function*() {
       const retries = yield* Ref.make<ReadonlyArray<SendPolicy.RetryInfo>>([])
       yield* runToEnd(
-        SendPolicy.send(notification(1), {
+        send(notification(1), {
           retries: 2,
           onRetry: (info) => Ref.update(retries, (infos) => [...infos, info])
         })
@@ -229,7 +241,7 @@ describe("SendPolicy", () => {
       yield* runToEnd(
         Effect.forEach(
           Array.from({ length: 20 }, (_, i) => notification(i + 1)),
-          (each) => SendPolicy.send(each, { retries: 1 }),
+          (each) => send(each, { retries: 1 }),
           { concurrency: "unbounded" }
         )
       )
@@ -252,7 +264,7 @@ describe("SendPolicy", () => {
         )
       }
       const result = yield* runToEnd(
-        SendPolicy.send(notification(1), { retries: 3 }).pipe(Effect.provideService(RateLimiter, limiter))
+        send(notification(1), { retries: 3 }).pipe(Effect.provideService(RateLimiter, limiter))
       )
 
       expect(Either.isLeft(result) && result.left).toMatchObject({ _tag: "StorageUnavailable", message: "redis down" })
