@@ -32,7 +32,8 @@ export * as RateLimiterRedis from "./Dispatch/RateLimiter/Redis.js"
 export * as FeedMemory from "./Feed/Memory.js"
 export * as FeedRedis from "./Feed/Redis.js"
 export * as WebhookNotifier from "./Notifier/Webhook.js"
-export * as SseNotifier from "./Notifier/Sse.js"
+// NOTIFIER=sse: the feed delivers, after the records commit.
+export * as SseNotifier from "./Notifier/ViaFeed.js"
 export * as RecordingNotifier from "./Notifier/Recording.js"
 export * as Redis from "./Redis.js"
 // The history retention (HISTORY_RETENTION): `Layers.services` runs it when configured.
