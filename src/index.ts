@@ -47,7 +47,7 @@ export * as HttpServer from "./Http/Server.js"
 // Observability: the Prometheus registry behind `/metrics`, and OTLP tracing.
 export * as Prometheus from "./Observability/Prometheus.js"
 export * as Tracing from "./Observability/Tracing.js"
-export * as Metrics from "./Metrics.js"
+export * as Metrics from "./Observability/Metrics.js"
 
 // The HTTP API, and a typed client of it for programs that talk to restock over HTTP.
 export { Api } from "./Http/Api.js"

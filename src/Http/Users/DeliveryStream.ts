@@ -25,7 +25,7 @@ import type { Delivery } from "../../Domain/Delivery.js"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
 import type { DeliveryId, UserId } from "../../Domain/Ids.js"
 import { DeliveryFeed, FeedOverflow } from "../../Feed/Feed.js"
-import * as Metrics from "../../Metrics.js"
+import * as Metrics from "../../Observability/Metrics.js"
 import { Repo } from "../../Repo/Repo.js"
 import { SseConfig } from "../Sse.js"
 
