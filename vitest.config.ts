@@ -16,7 +16,7 @@ import { defineConfig } from "vitest/config"
 const realTime = [
   "test/RealTime/**/*.test.ts",
   "test/Cluster/**/*.test.ts",
-  "test/RateLimiter/Redis.test.ts",
+  "test/Dispatch/RateLimiter/Redis.test.ts",
   "test/Ship/Build.test.ts",
   "test/Console/Console.test.ts",
   "test/Repo/explainAtScale.test.ts",

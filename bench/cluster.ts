@@ -13,7 +13,7 @@
  * rounds', the sustained rate of running services.
  */
 import { Effect } from "effect"
-import { scrape } from "../test/Metrics/Scrape.js"
+import { scrape } from "../test/Observability/Scrape.js"
 import { checkLimit } from "../test/support/Deliveries.js"
 import * as Service from "../test/support/Service.js"
 import type { Bench } from "./support/Bench.js"

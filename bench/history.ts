@@ -29,7 +29,7 @@
 import { SqlClient } from "@effect/sql"
 import { Duration, Effect, Fiber, Metric } from "effect"
 import { hotPathQueries } from "../src/Repo/Sql.js"
-import * as Metrics from "../src/Metrics.js"
+import * as Metrics from "../src/Observability/Metrics.js"
 import * as Webhook from "../src/Notifier/Webhook.js"
 import * as Pruner from "../src/Retention/Pruner.js"
 import type { Bench } from "./support/Bench.js"

@@ -19,11 +19,11 @@ import type { Restock } from "./Dispatch/Restock.js"
 import * as RestockLive from "./Dispatch/RestockLive.js"
 import { DispatchSettings } from "./Dispatch/Settings.js"
 import { StorageUnavailable } from "./Domain/Errors.js"
-import type { DeliveryFeed } from "./Notifier/Feed.js"
-import * as FeedMemory from "./Notifier/FeedMemory.js"
-import * as FeedRedis from "./Notifier/FeedRedis.js"
+import type { DeliveryFeed } from "./Feed/Feed.js"
+import * as FeedMemory from "./Feed/Memory.js"
+import * as FeedRedis from "./Feed/Redis.js"
 import type { Notifier } from "./Notifier/Notifier.js"
-import * as SseNotifier from "./Notifier/Sse.js"
+import * as ViaFeedNotifier from "./Notifier/ViaFeed.js"
 import * as WebhookNotifier from "./Notifier/Webhook.js"
 import * as Redis from "./Redis.js"
 import * as Database from "./Repo/Database.js"
@@ -90,7 +90,7 @@ const unsubscribeLinks = (config: AppConfig): Layer.Layer<UnsubscribeLinks> =>
   })
 
 const notifier = (config: AppConfig): Layer.Layer<Notifier> =>
-  config.notifier._tag === "Webhook" ? WebhookNotifier.layer({ url: config.notifier.url }) : SseNotifier.layer
+  config.notifier._tag === "Webhook" ? WebhookNotifier.layer({ url: config.notifier.url }) : ViaFeedNotifier.layer
 
 /** The service on its configuration, with the notifier it names (`NOTIFIER`). */
 export const services = (config: AppConfig): Layer.Layer<Services, StorageUnavailable> =>

@@ -10,11 +10,12 @@ import * as Effect from "effect/Effect"
 import * as Config from "./Config.js"
 import { StorageUnavailable } from "./Domain/Errors.js"
 import * as Database from "./Repo/Database.js"
+import * as Migrate from "./Repo/Migrate.js"
 
 const program = Effect.gen(function*() {
   const config = yield* Config.database
   const where = Database.describe(config)
-  const applied = yield* Database.migrate.pipe(
+  const applied = yield* Migrate.migrate.pipe(
     Effect.provide(Database.clientLayer(config)),
     Effect.mapError((error) => new StorageUnavailable({ message: error.message.startsWith("DATABASE_URL") ? error.message : `DATABASE_URL (${where}): ${error.message}` }))
   )

@@ -18,7 +18,7 @@ import { DeliveryId, ProductId, RestockRound, SubscriptionId, UserId } from "../
 import { Product } from "../../src/Domain/Product.js"
 import { Round } from "../../src/Domain/Round.js"
 import type { Subscriber } from "../../src/Domain/Subscription.js"
-import { DeliveryFeed } from "../../src/Notifier/Feed.js"
+import { DeliveryFeed } from "../../src/Feed/Feed.js"
 import { Notifier } from "../../src/Notifier/Notifier.js"
 import { Repo, type RepoShape } from "../../src/Repo/Repo.js"
 import { StockCache, type StockCacheShape } from "../../src/StockCache/StockCache.js"

@@ -5,8 +5,8 @@
  */
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import * as Metrics from "../Metrics.js"
 import type { NotifierShape } from "../Notifier/Notifier.js"
+import * as Metrics from "../Observability/Metrics.js"
 
 export const instrument = (notifier: NotifierShape): NotifierShape => ({
   send: (notification) =>

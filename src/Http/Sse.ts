@@ -15,7 +15,7 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
-import { sseConnections } from "../Metrics.js"
+import { sseConnections } from "../Observability/Metrics.js"
 
 export interface SseConfigShape {
   /** A `: ping` comment is sent this often, so proxies and clients see the stream is alive. */

@@ -12,7 +12,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import * as Metrics from "../Metrics.js"
+import * as Metrics from "./Metrics.js"
 import * as ProcessMetrics from "./ProcessMetrics.js"
 
 export class Prometheus extends Context.Tag("restock/Observability/Prometheus")<Prometheus, {

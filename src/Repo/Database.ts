@@ -1,31 +1,32 @@
 /**
  * The database restock runs on, from `DATABASE_URL`: a MySQL/MariaDB pool or
- * the embedded SQLite file, as an `SqlClient` with the schema migrated.
+ * the embedded SQLite file, as an `SqlClient` with the schema migrated (the
+ * migrations run in `Migrate.ts`).
  *
  * Start-up is where a missing database shows, so it fails with one
  * `StorageUnavailable` naming `DATABASE_URL` and saying why, after a bounded
  * retry for the errors that time can fix (a server still starting).
  */
 import * as Reactivity from "@effect/experimental/Reactivity"
-import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as MysqlClient from "@effect/sql-mysql2/MysqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as Context from "effect/Context"
-import * as Data from "effect/Data"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import { mkdir } from "node:fs/promises"
 import { dirname, resolve } from "node:path"
 import type { DatabaseConfig } from "../Config.js"
 import { describeCause, StorageUnavailable } from "../Domain/Errors.js"
-import { dialectOf } from "./Dialect.js"
-import { loader } from "./migrations/index.js"
+import { migrate } from "./Migrate.js"
+import { sqlCauseMessage } from "./SqlCause.js"
+
+// Part of the library's surface as `Database.migrate` (index.ts): kept here too.
+export { migrate } from "./Migrate.js"
 
 /** A `SqlClient` for `config` with every migration applied. */
 export const layer = (config: DatabaseConfig): Layer.Layer<SqlClient.SqlClient, StorageUnavailable> =>
@@ -45,94 +46,6 @@ export const describe = (config: DatabaseConfig): string => {
   url.search = ""
   return url.href
 }
-
-// ---- migrations
-
-const migrationsTable = "effect_sql_migrations"
-
-const runMigrator = Migrator.make({})({ loader, table: migrationsTable })
-
-/**
- * Applies the migrations not yet applied; answers the ones it applied.
- *
- * On MySQL, two extra cares. Instances starting together take turns through
- * a named lock (the migrator's own guard lets the second go on before the
- * first has finished). And DDL commits implicitly, so a migration that fails
- * half-way has already been recorded as applied: its record is removed, for
- * the next run to try again.
- */
-export const migrate: Effect.Effect<
-  ReadonlyArray<readonly [id: number, name: string]>,
-  StorageUnavailable,
-  SqlClient.SqlClient
-> = Effect.gen(function*() {
-  const sql = yield* SqlClient.SqlClient
-  const dialect = dialectOf(sql)
-  const run = runMigrator.pipe(
-    // The migrator dies when a migration fails; that is an error to report, not a bug.
-    Effect.catchAllDefect((defect) =>
-      defect instanceof Migrator.MigrationError ? Effect.fail(defect) : Effect.die(defect)
-    ),
-    Effect.mapError((error) =>
-      error._tag === "MigrationError"
-        ? new MigrationFailed({
-          message: error.cause === undefined ? error.message : `${error.message}: ${sqlCauseMessage(error.cause)}`,
-          failedId: Option.fromNullable(/Migration "(\d+)_/.exec(error.message)?.[1]).pipe(Option.map(Number))
-        })
-        : new MigrationFailed({ message: `migrating the schema failed: ${sqlCauseMessage(error)}`, failedId: Option.none() })
-    )
-  )
-  if (dialect.name !== "mysql") return yield* run.pipe(Effect.mapError(toStorageUnavailable))
-
-  return yield* run.pipe(
-    Effect.tapError((failure) =>
-      Option.match(failure.failedId, {
-        onNone: () => Effect.void,
-        onSome: (id) => sql`DELETE FROM ${sql(migrationsTable)} WHERE migration_id >= ${id}`.pipe(Effect.ignore)
-      })
-    ),
-    Effect.mapError(toStorageUnavailable),
-    withMysqlMigrationLock(sql)
-  )
-})
-
-class MigrationFailed extends Data.TaggedError("MigrationFailed")<{
-  readonly message: string
-  /** The migration that failed, when one did (rather than the migrator around it). */
-  readonly failedId: Option.Option<number>
-}> {}
-
-const toStorageUnavailable = (failure: { readonly message: string }) => new StorageUnavailable({ message: failure.message })
-
-const sqlCauseMessage = (error: unknown): string =>
-  describeCause(typeof error === "object" && error !== null && "cause" in error && error.cause !== undefined ? error.cause : error)
-
-const withMysqlMigrationLock = (sql: SqlClient.SqlClient) =>
-<A, R>(
-  self: Effect.Effect<A, StorageUnavailable, R>
-): Effect.Effect<A, StorageUnavailable, R> =>
-  Effect.scoped(
-    Effect.gen(function*() {
-      // A named lock belongs to a connection: hold one aside for the duration.
-      const connection = yield* sql.reserve
-      // Lock names are server-wide and at most 64 characters.
-      const lockName = "CONCAT('restock.migrations.', LEFT(DATABASE(), 44))"
-      yield* Effect.acquireRelease(
-        connection.executeRaw(`SELECT GET_LOCK(${lockName}, 120) AS locked`, []).pipe(
-          Effect.flatMap((rows) =>
-            Array.isArray(rows) && rows[0]?.locked === 1
-              ? Effect.void
-              : Effect.fail(new StorageUnavailable({ message: "another instance has been migrating the schema for 2 minutes" }))
-          )
-        ),
-        () => connection.executeRaw(`SELECT RELEASE_LOCK(${lockName})`, []).pipe(Effect.ignore)
-      )
-      return yield* self
-    })
-  ).pipe(
-    Effect.catchTag("SqlError", (error: SqlError.SqlError) =>
-      Effect.fail(new StorageUnavailable({ message: `migration lock: ${sqlCauseMessage(error)}` })))
-  )
 
 // ---- MySQL / MariaDB
 

@@ -21,12 +21,10 @@
  * order their commands were issued on the one command connection (a sequence
  * number per command), so a slow read never overwrites a newer value.
  *
- * The database follows every change: the process that makes a change writes
- * it before answering, and every process, on a `stock-changed` message,
- * compares the key with `product.stock` and writes it if they differ (so a
- * change by an order system is written too). Each write is checked against
- * the key afterwards and repeated if the key moved meanwhile, so concurrent
- * writers cannot leave `product.stock` on an older value.
+ * The database follows every change (`DatabaseFollower.ts`): the process
+ * that makes a change writes it before answering, and every process, on a
+ * `stock-changed` message, compares the key with `product.stock` and writes it
+ * if they differ, so a change by an order system is written too.
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -44,6 +42,8 @@ import { idFromPath, ProductId } from "../Domain/Ids.js"
 import { clampStock, maxStock } from "../Domain/Product.js"
 import { Repo } from "../Repo/Repo.js"
 import { evalScript, type LuaScript, luaScript, RedisConnection } from "../Redis.js"
+import * as DatabaseFollower from "./DatabaseFollower.js"
+import { drain } from "./Drain.js"
 import { StockCache, type StockCacheShape, type StockWatch } from "./StockCache.js"
 
 export const stockKey = (keyPrefix: string, productId: ProductId): string => `${keyPrefix}stock:${productId}`
@@ -107,9 +107,6 @@ export const stockPollInterval = Duration.millis(500)
 
 const decodeProductId = Schema.decodeUnknownOption(idFromPath(ProductId))
 
-/** How often a write is re-checked against a key that keeps moving before leaving it to the next message. */
-const maxDatabaseWrites = 3
-
 export const make = Effect.gen(function*() {
   const redis = yield* RedisConnection
   const repo = yield* Repo
@@ -169,50 +166,14 @@ export const make = Effect.gen(function*() {
     })
 
   // ---- the database follows
-  const databaseQueue = yield* Queue.unbounded<ProductId>()
+  /** What the key holds, for the follower: numbered like every command here, and never handed to a mirror. */
+  const readKey: DatabaseFollower.ReadKey = (productId) =>
+    Effect.flatMap(issue("GET stock", (client) => client.get(keyOf(productId))), ([raw]) =>
+      raw === null ? Effect.succeedNone : Effect.asSome(parseStock(productId, raw)))
+  const follower = yield* DatabaseFollower.make(readKey)
+
+  // ---- keeping the mirrors current
   const mirrorQueue = yield* Queue.unbounded<ProductId>()
-
-  /**
-   * Writes `stock` to `product.stock`, then checks the key: if it moved
-   * meanwhile (and another writer may have written an older value after
-   * ours), writes again what it holds now. Every last write is so checked by
-   * its writer; one that keeps losing the race hands over to the follower.
-   */
-  const writeToDatabase = (productId: ProductId, stock: number): Effect.Effect<void, ProductNotFound | StorageUnavailable> =>
-    Effect.gen(function*() {
-      let value = stock
-      for (let write = 1; write <= maxDatabaseWrites; write++) {
-        yield* repo.setStock(productId, clampStock(value))
-        const [raw] = yield* issue("GET stock", (client) => client.get(keyOf(productId)))
-        if (raw === null) return
-        const now = yield* parseStock(productId, raw)
-        if (now === value) return
-        value = now
-      }
-      yield* Queue.offer(databaseQueue, productId)
-    })
-
-  /** After a change made here: the database follows before the caller hears back, or, if it cannot, in the background. */
-  const followInDatabase = (productId: ProductId, stock: number) =>
-    writeToDatabase(productId, stock).pipe(
-      Effect.catchAll((error) =>
-        Effect.zipRight(
-          Effect.logWarning(`product.stock of ${productId} not written yet; retrying in the background`, error.message),
-          Queue.offer(databaseQueue, productId)
-        )
-      )
-    )
-
-  /** Takes what is queued, each product once, and handles them `concurrency` at a time. */
-  const drain = (queue: Queue.Queue<ProductId>, handle: (productId: ProductId) => Effect.Effect<void>, concurrency: number) =>
-    Effect.forever(
-      Effect.gen(function*() {
-        const first = yield* Queue.take(queue)
-        const rest = yield* Queue.takeAll(queue)
-        const productIds = new Set([first, ...rest])
-        yield* Effect.forEach(productIds, handle, { concurrency, discard: true })
-      })
-    )
 
   const refreshMirror = (productId: ProductId) =>
     mirrors.has(productId)
@@ -226,28 +187,6 @@ export const make = Effect.gen(function*() {
         )
       )
       : Effect.void
-
-  const followChange = (productId: ProductId): Effect.Effect<void> =>
-    Effect.gen(function*() {
-      const [raw] = yield* issue("GET stock", (client) => client.get(keyOf(productId)))
-      // A missing key has nothing new for the database: it is reloaded from it.
-      if (raw === null) return
-      const stock = yield* parseStock(productId, raw)
-      // Every process hears every change: only one that finds the database behind writes.
-      const product = yield* repo.getProduct(productId)
-      if (Option.isNone(product)) return yield* ProductNotFound.of(productId)
-      if (product.value.stock === clampStock(stock)) return
-      yield* writeToDatabase(productId, stock)
-    }).pipe(
-      Effect.catchTags({
-        ProductNotFound: () => Effect.logDebug(`stock changed for product ${productId}, which the database does not have`),
-        StorageUnavailable: (error) =>
-          Effect.zipRight(
-            Effect.logWarning(`product.stock of ${productId} not written yet; retrying in 1 s`, error.message),
-            Effect.fork(Effect.zipRight(Effect.sleep("1 second"), Queue.offer(databaseQueue, productId)))
-          )
-      })
-    )
 
   /**
    * Re-reads a watched product's key: a bare GET, the mirror changed only
@@ -264,7 +203,7 @@ export const make = Effect.gen(function*() {
         const [raw, sequence] = yield* issue("GET stock", (client) => client.get(keyOf(productId)))
         const stock = raw === null ? (yield* reload(productId)).stock : yield* parseStock(productId, raw)
         if (stock !== (yield* SubscriptionRef.get(mirror.ref)).stock) yield* observe(productId, { stock, sequence })
-        if (stock !== lastRead) yield* Queue.offer(databaseQueue, productId)
+        if (stock !== lastRead) yield* follower.changed(productId)
         lastRead = stock
       }).pipe(
         Effect.catchAll((error) => Effect.logDebug(`stock of watched product ${productId} not re-read`, error.message))
@@ -278,7 +217,7 @@ export const make = Effect.gen(function*() {
     }))
 
   yield* Effect.forkScoped(drain(mirrorQueue, refreshMirror, 16))
-  yield* Effect.forkScoped(drain(databaseQueue, followChange, 4))
+  yield* Effect.forkScoped(follower.run)
 
   const runFork = Runtime.runFork(yield* Effect.runtime<never>())
   yield* redis.subscribe(channel, {
@@ -287,14 +226,14 @@ export const make = Effect.gen(function*() {
         onNone: () => runFork(Effect.logWarning(`ignored "${message}" on ${channel}: not a product id`)),
         onSome: (productId) => {
           if (mirrors.has(productId)) mirrorQueue.unsafeOffer(productId)
-          databaseQueue.unsafeOffer(productId)
+          follower.unsafeChanged(productId)
         }
       }),
     // Changes may have gone by unheard: read every watched product again.
     onResubscribed: () => {
       for (const productId of mirrors.keys()) {
         mirrorQueue.unsafeOffer(productId)
-        databaseQueue.unsafeOffer(productId)
+        follower.unsafeChanged(productId)
       }
     }
   })
@@ -309,7 +248,7 @@ export const make = Effect.gen(function*() {
       const [, sequence] = yield* issue("stock set", (client) =>
         evalScript(client, setScript, [keyOf(productId)], [stock, channel, productId]))
       yield* observe(productId, { stock, sequence })
-      yield* followInDatabase(productId, stock)
+      yield* follower.follow(productId, stock)
       return stock
     })
 
@@ -324,7 +263,7 @@ export const make = Effect.gen(function*() {
         }
         const stock = Number(reply)
         yield* observe(productId, { stock, sequence })
-        yield* followInDatabase(productId, stock)
+        yield* follower.follow(productId, stock)
         return stock
       }
       return yield* Effect.fail(new StorageUnavailable({ message: `Redis ${keyOf(productId)} keeps disappearing` }))

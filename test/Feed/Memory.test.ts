@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { UserId } from "../../src/Domain/Ids.js"
-import * as FeedMemory from "../../src/Notifier/FeedMemory.js"
+import * as FeedMemory from "../../src/Feed/Memory.js"
 import { deliveryFeedContract } from "../contracts/DeliveryFeed.contract.js"
 
 deliveryFeedContract("in memory", {

@@ -3,7 +3,7 @@ import { Chunk, Effect, Exit, Fiber, Schedule, Schema, Scope, Stream } from "eff
 import { Delivery } from "../../src/Domain/Delivery.js"
 import { StorageUnavailable } from "../../src/Domain/Errors.js"
 import { DeliveryId, ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
-import * as FeedRedis from "../../src/Notifier/FeedRedis.js"
+import * as FeedRedis from "../../src/Feed/Redis.js"
 import * as RedisConnection from "../../src/Redis.js"
 import { deliveryFeedContract } from "../contracts/DeliveryFeed.contract.js"
 import * as TestRedis from "../support/Redis.js"

@@ -12,7 +12,7 @@ import { connect } from "node:net"
 import { Restock } from "../../src/Dispatch/Restock.js"
 import { Delivery } from "../../src/Domain/Delivery.js"
 import { DeliveryId, ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
-import { DeliveryFeed } from "../../src/Notifier/Feed.js"
+import { DeliveryFeed } from "../../src/Feed/Feed.js"
 import {
   asAdmin,
   eventually,

@@ -4,7 +4,7 @@ import { Notification } from "../../src/Domain/Delivery.js"
 import { ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
 import { Notifier } from "../../src/Notifier/Notifier.js"
 import * as Recording from "../../src/Notifier/Recording.js"
-import * as Sse from "../../src/Notifier/Sse.js"
+import * as ViaFeed from "../../src/Notifier/ViaFeed.js"
 
 const notification = (userId: number) =>
   new Notification({
@@ -122,7 +122,7 @@ describe("SSE notifier", () => {
     Effect.gen(function*() {
       const results = yield* sendAll([1, 2, 3])
       expect(results.every(Either.isRight)).toBe(true)
-    }).pipe(Effect.provide(Sse.layer)))
+    }).pipe(Effect.provide(ViaFeed.layer)))
 })
 
 class SeenUsers extends Context.Tag("test/SeenUsers")<SeenUsers, Ref.Ref<ReadonlyArray<number>>>() {}

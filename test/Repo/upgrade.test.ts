@@ -16,6 +16,7 @@ import type { DatabaseConfig } from "../../src/Config.js"
 import { ProductId, RestockRound } from "../../src/Domain/Ids.js"
 import * as Database from "../../src/Repo/Database.js"
 import { dialectOf } from "../../src/Repo/Dialect.js"
+import * as Migrate from "../../src/Repo/Migrate.js"
 import createTables from "../../src/Repo/migrations/0001_create_tables.js"
 import historyRetention from "../../src/Repo/migrations/0002_history_retention.js"
 import * as SqlRepo from "../../src/Repo/Sql.js"
@@ -76,9 +77,9 @@ const upgradeScenario = (config: DatabaseConfig, options: { readonly halfDone: b
     if (options.halfDone) yield* sql.unsafe(`ALTER TABLE product ADD COLUMN notify_per_unit INT NULL`)
 
     // What start-up runs.
-    const applied = yield* Database.migrate
+    const applied = yield* Migrate.migrate
     expect(applied).toEqual([[3, "send_policy"]])
-    expect(yield* Database.migrate).toEqual([])
+    expect(yield* Migrate.migrate).toEqual([])
     expect(yield* columnsOf("product")).toEqual(expect.arrayContaining(["minimum_stock", "notify_per_unit"]))
     expect(yield* columnsOf("product_notification_history")).toContain("waiting_until")
 

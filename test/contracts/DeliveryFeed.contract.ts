@@ -14,7 +14,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Fiber, Scope, Stream } from "effect"
 import { Delivery } from "../../src/Domain/Delivery.js"
 import { DeliveryId, ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
-import { type DeliveryFeedShape, FeedOverflow } from "../../src/Notifier/Feed.js"
+import { type DeliveryFeedShape, FeedOverflow } from "../../src/Feed/Feed.js"
 
 export interface DeliveryFeedUnderTest {
   readonly makeFeeds: (processes: number) => Effect.Effect<ReadonlyArray<DeliveryFeedShape>, never, Scope.Scope>

@@ -15,7 +15,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
-import { rateLimitPerSecond, rateLimitSlotsDropped } from "../../Metrics.js"
+import { rateLimitPerSecond, rateLimitSlotsDropped } from "../../Observability/Metrics.js"
 
 export interface RateLimiterShape {
   /** Waits (through `Clock`) until a send may start, and claims that start. */

@@ -7,8 +7,8 @@ import { Effect, Metric } from "effect"
 import { connect } from "node:net"
 import { Delivery } from "../../src/Domain/Delivery.js"
 import { DeliveryId, ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
-import * as Metrics from "../../src/Metrics.js"
-import { DeliveryFeed } from "../../src/Notifier/Feed.js"
+import { DeliveryFeed } from "../../src/Feed/Feed.js"
+import * as Metrics from "../../src/Observability/Metrics.js"
 import { eventually, layerServer, openStream, TestServer, userToken } from "../support/Http.js"
 
 const connections = Metric.value(Metrics.sseConnections).pipe(Effect.map((state) => state.value))

@@ -20,7 +20,7 @@ import { Delivery } from "../Domain/Delivery.js"
 import { StorageUnavailable } from "../Domain/Errors.js"
 import { RedisConnection } from "../Redis.js"
 import { DeliveryFeed, type DeliveryFeedShape } from "./Feed.js"
-import { makeHub } from "./FeedMemory.js"
+import { makeHub } from "./Hub.js"
 
 /** The message on `<prefix>deliveries`: a JSON array of encoded `Delivery`. */
 export const DeliveryBatchJson = Schema.parseJson(Schema.Array(Delivery))

@@ -1,14 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Fiber, TestClock } from "effect"
-import * as MemoryRateLimiter from "../../src/Dispatch/RateLimiter/Memory.js"
+import * as MemoryRateLimiter from "../../../src/Dispatch/RateLimiter/Memory.js"
 import {
   defaultMargin,
   latenessToleranceMicros,
   type RateLimiterShape,
   spacingMicros
-} from "../../src/Dispatch/RateLimiter/RateLimiter.js"
-import { rateLimiterContract } from "../contracts/RateLimiter.contract.js"
-import { maxInSlidingWindow } from "../support/Rate.js"
+} from "../../../src/Dispatch/RateLimiter/RateLimiter.js"
+import { rateLimiterContract } from "../../contracts/RateLimiter.contract.js"
+import { maxInSlidingWindow } from "../../support/Rate.js"
 
 rateLimiterContract("in memory", {
   makeShared: (limitPerSecond, processes) =>

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { defaultMargin, spacingMicros } from "../../src/Dispatch/RateLimiter/RateLimiter.js"
-import * as RedisRateLimiter from "../../src/Dispatch/RateLimiter/Redis.js"
-import { RedisConnection } from "../../src/Redis.js"
-import { rateLimiterContract } from "../contracts/RateLimiter.contract.js"
-import * as TestRedis from "../support/Redis.js"
+import { defaultMargin, spacingMicros } from "../../../src/Dispatch/RateLimiter/RateLimiter.js"
+import * as RedisRateLimiter from "../../../src/Dispatch/RateLimiter/Redis.js"
+import { RedisConnection } from "../../../src/Redis.js"
+import { rateLimiterContract } from "../../contracts/RateLimiter.contract.js"
+import * as TestRedis from "../../support/Redis.js"
 
 rateLimiterContract("Redis, one connection per process", {
   makeShared: (limitPerSecond, processes) =>

@@ -1,7 +1,7 @@
 /**
- * The in-process `DeliveryFeed`: deliveries routed to the listeners of their
- * user in this process. The Redis feed runs the same hub on every process and
- * feeds it from a Redis channel.
+ * The hub both feeds route deliveries through: the listeners of this
+ * process, by user. The in-memory feed publishes to it directly; the Redis
+ * feed runs one on every process and feeds it from a Redis channel.
  *
  * Deliveries are routed by user rather than broadcast to every listener, so
  * publishing costs the number of listeners of the users in the batch, not of
@@ -13,13 +13,12 @@
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Delivery } from "../Domain/Delivery.js"
 import type { UserId } from "../Domain/Ids.js"
-import { DeliveryFeed, type DeliveryFeedShape, FeedOverflow } from "./Feed.js"
+import { FeedOverflow } from "./Feed.js"
 
 interface Listener {
   readonly buffer: Queue.Queue<Delivery>
@@ -116,15 +115,3 @@ export const makeHub = (): LocalHub => {
 
   return { publish, subscribe, end, listenerCount, listensTo }
 }
-
-/** The feed of this process alone, and its hub (for metrics). */
-export const make: Effect.Effect<DeliveryFeedShape & { readonly hub: LocalHub }> = Effect.sync(() => {
-  const hub = makeHub()
-  return {
-    hub,
-    publish: (deliveries) => Effect.sync(() => hub.publish(deliveries)),
-    subscribe: hub.subscribe
-  }
-})
-
-export const layer: Layer.Layer<DeliveryFeed> = Layer.effect(DeliveryFeed, make)
