@@ -13,7 +13,7 @@
  */
 import { Effect, Metric } from "effect"
 import { monitorEventLoopDelay } from "node:perf_hooks"
-import { defaultMargin, slotsPerReservation, spacingMicros } from "../src/Dispatch/RateLimiter/RateLimiter.js"
+import { defaultMargin, slotsPerReservation, spacingMicros } from "../src/Dispatch/RateLimiter/Slots.js"
 import { DispatchSettings } from "../src/Dispatch/Settings.js"
 import { Notification } from "../src/Domain/Delivery.js"
 import { ProductId, RestockRound, UserId } from "../src/Domain/Ids.js"

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
-import { spacingMicros, defaultMargin } from "../../src/Dispatch/RateLimiter/RateLimiter.js"
+import { defaultMargin, spacingMicros } from "../../src/Dispatch/RateLimiter/Slots.js"
 import { Restock } from "../../src/Dispatch/Restock.js"
 import * as RestockLive from "../../src/Dispatch/RestockLive.js"
 import { ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"

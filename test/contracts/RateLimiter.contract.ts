@@ -10,7 +10,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Effect, Ref, type Scope } from "effect"
-import { defaultMargin, type RateLimiterShape, spacingMicros } from "../../src/Dispatch/RateLimiter/RateLimiter.js"
+import { type RateLimiterShape } from "../../src/Dispatch/RateLimiter/RateLimiter.js"
+import { defaultMargin, spacingMicros } from "../../src/Dispatch/RateLimiter/Slots.js"
 import { achievedRate, maxInSlidingWindow } from "../support/Rate.js"
 
 export interface RateLimiterUnderTest {

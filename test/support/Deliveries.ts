@@ -5,7 +5,7 @@
  * the sender stamped.
  */
 import type { Arrival, TestSender } from "./Sender.js"
-import { defaultMargin, latenessToleranceMicros, spacingMicros } from "../../src/Dispatch/RateLimiter/RateLimiter.js"
+import { defaultMargin, latenessToleranceMicros, spacingMicros } from "../../src/Dispatch/RateLimiter/Slots.js"
 import { achievedRate, maxInSlidingWindow } from "./Rate.js"
 
 /** One webhook request of a round. */

@@ -14,24 +14,18 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
+import { announced, type Options, RateLimiter, type RateLimiterShape } from "./RateLimiter.js"
 import {
-  announced,
   defaultMargin,
   latenessToleranceMicros,
   makeLateStartGuard,
   makePooledAcquire,
   nowMicros,
-  RateLimiter,
-  type RateLimiterShape,
   slotsPerReservation,
   spacingMicros
-} from "./RateLimiter.js"
+} from "./Slots.js"
 
-export interface Options {
-  readonly limitPerSecond: number
-  /** The share of the limit kept free for arrival jitter. Default `defaultMargin` (1.5 %). */
-  readonly margin?: number | undefined
-}
+export type { Options }
 
 export const make = (options: Options): Effect.Effect<RateLimiterShape> =>
   Effect.gen(function*() {

@@ -17,24 +17,18 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
 import { luaScript, RedisConnection, type RedisConnectionShape } from "../../Redis.js"
+import { announced, type Options, RateLimiter, type RateLimiterShape } from "./RateLimiter.js"
 import {
-  announced,
   defaultMargin,
   latenessToleranceMicros,
   makeLateStartGuard,
   makePooledAcquire,
   nowMicros,
-  RateLimiter,
-  type RateLimiterShape,
   slotsPerReservation,
   spacingMicros
-} from "./RateLimiter.js"
+} from "./Slots.js"
 
-export interface Options {
-  readonly limitPerSecond: number
-  /** The share of the limit kept free for arrival jitter. Default `defaultMargin` (1.5 %). */
-  readonly margin?: number | undefined
-}
+export type { Options }
 
 /**
  * KEYS[1] the theoretical arrival time; ARGV[1] the spacing (µs); ARGV[2]

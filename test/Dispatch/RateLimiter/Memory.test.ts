@@ -1,12 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Fiber, TestClock } from "effect"
 import * as MemoryRateLimiter from "../../../src/Dispatch/RateLimiter/Memory.js"
-import {
-  defaultMargin,
-  latenessToleranceMicros,
-  type RateLimiterShape,
-  spacingMicros
-} from "../../../src/Dispatch/RateLimiter/RateLimiter.js"
+import { type RateLimiterShape } from "../../../src/Dispatch/RateLimiter/RateLimiter.js"
+import { defaultMargin, latenessToleranceMicros, spacingMicros } from "../../../src/Dispatch/RateLimiter/Slots.js"
 import { rateLimiterContract } from "../../contracts/RateLimiter.contract.js"
 import { maxInSlidingWindow } from "../../support/Rate.js"
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { defaultMargin, spacingMicros } from "../../../src/Dispatch/RateLimiter/RateLimiter.js"
+import { defaultMargin, spacingMicros } from "../../../src/Dispatch/RateLimiter/Slots.js"
 import * as RedisRateLimiter from "../../../src/Dispatch/RateLimiter/Redis.js"
 import { RedisConnection } from "../../../src/Redis.js"
 import { rateLimiterContract } from "../../contracts/RateLimiter.contract.js"
