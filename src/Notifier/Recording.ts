@@ -1,6 +1,8 @@
 /**
  * An in-memory `Notifier` that records what it receives: for tests, and for
- * library users who want to see what a round would send.
+ * library users who want to see what a round would send. It keeps the
+ * `Notifier` contract the webhook keeps (`test/contracts/Notifier.contract.ts`),
+ * so that what a test sees through it holds of the webhook too.
  *
  * Every call is recorded at receipt with the `Clock` time, then answered
  * after the scripted latency (through `Clock`, so `TestClock` drives it) with
