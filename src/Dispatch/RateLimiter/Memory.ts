@@ -15,35 +15,24 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Ref from "effect/Ref"
 import { announced, type Options, RateLimiter, type RateLimiterShape } from "./RateLimiter.js"
-import {
-  defaultMargin,
-  latenessToleranceMicros,
-  makeLateStartGuard,
-  makePooledAcquire,
-  nowMicros,
-  slotsPerReservation,
-  spacingMicros
-} from "./Slots.js"
+import { makeSpacedAcquire, nowMicros } from "./Slots.js"
 
 export type { Options }
 
 export const make = (options: Options): Effect.Effect<RateLimiterShape> =>
   Effect.gen(function*() {
-    const spacing = spacingMicros(options.limitPerSecond, options.margin ?? defaultMargin)
     // The theoretical arrival time of the next start, in microseconds.
     const theoreticalArrival = yield* Ref.make(0)
 
-    const acquire = makePooledAcquire({
-      spacing,
-      count: slotsPerReservation(spacing),
-      tolerance: latenessToleranceMicros(options.limitPerSecond, spacing),
-      reserve: (count) =>
+    const acquire = makeSpacedAcquire({
+      ...options,
+      soleUser: true,
+      reserve: (count, spacing) =>
         Effect.flatMap(nowMicros, (now) =>
           Ref.modify(theoreticalArrival, (tat) => {
             const slot = Math.max(tat, now)
             return [slot, slot + count * spacing]
-          })),
-      mayStart: makeLateStartGuard(options.limitPerSecond, spacing, { soleUser: true })
+          }))
     })
 
     return { acquire, limitPerSecond: options.limitPerSecond } satisfies RateLimiterShape

@@ -18,15 +18,7 @@ import * as Layer from "effect/Layer"
 import type { StorageUnavailable } from "../../Domain/Errors.js"
 import { luaScript, RedisConnection, type RedisConnectionShape } from "../../Redis.js"
 import { announced, type Options, RateLimiter, type RateLimiterShape } from "./RateLimiter.js"
-import {
-  defaultMargin,
-  latenessToleranceMicros,
-  makeLateStartGuard,
-  makePooledAcquire,
-  nowMicros,
-  slotsPerReservation,
-  spacingMicros
-} from "./Slots.js"
+import { makeSpacedAcquire, nowMicros } from "./Slots.js"
 
 export type { Options }
 
@@ -94,19 +86,16 @@ export const makeClockOffset = (keepMicros = 2_000_000) => {
 export const make = (options: Options): Effect.Effect<RateLimiterShape, never, RedisConnection> =>
   Effect.gen(function*() {
     const redis = yield* RedisConnection
-    const spacing = spacingMicros(options.limitPerSecond, options.margin ?? defaultMargin)
     const offsetOf = makeClockOffset()
 
-    const acquire = makePooledAcquire({
-      spacing,
-      count: slotsPerReservation(spacing),
-      tolerance: latenessToleranceMicros(options.limitPerSecond, spacing),
+    const acquire = makeSpacedAcquire({
+      ...options,
+      soleUser: false,
       // The first slot on this process' clock. (Taken as "now + wait" at the reply, a reply that
       // sat behind other work would move all of its slots later, into another process' slots.)
-      reserve: (count) =>
+      reserve: (count, spacing) =>
         Effect.flatMap(reserveSlot(redis, spacing, count), ({ slotMicros, waitMicros }) =>
-          Effect.map(nowMicros, (handledAt) => slotMicros - offsetOf(slotMicros - waitMicros, handledAt))),
-      mayStart: makeLateStartGuard(options.limitPerSecond, spacing, { soleUser: false })
+          Effect.map(nowMicros, (handledAt) => slotMicros - offsetOf(slotMicros - waitMicros, handledAt)))
     })
 
     return { acquire, limitPerSecond: options.limitPerSecond } satisfies RateLimiterShape

@@ -153,3 +153,25 @@ export const makePooledAcquire = <E>(options: {
     }
   })
 }
+
+/**
+ * The `acquire` of an adapter at `limitPerSecond` less `margin`: the spacing,
+ * the slots per reservation, the tolerance and the late-start guard as both
+ * adapters have them, over the adapter's `reserve(count, spacing)`.
+ */
+export const makeSpacedAcquire = <E>(options: {
+  readonly limitPerSecond: number
+  readonly margin?: number | undefined
+  /** Whether this process is the limit's only user (see `makeLateStartGuard`). */
+  readonly soleUser: boolean
+  readonly reserve: (count: number, spacing: number) => Effect.Effect<number, E>
+}): Effect.Effect<void, E> => {
+  const spacing = spacingMicros(options.limitPerSecond, options.margin ?? defaultMargin)
+  return makePooledAcquire({
+    spacing,
+    count: slotsPerReservation(spacing),
+    tolerance: latenessToleranceMicros(options.limitPerSecond, spacing),
+    reserve: (count) => options.reserve(count, spacing),
+    mayStart: makeLateStartGuard(options.limitPerSecond, spacing, { soleUser: options.soleUser })
+  })
+}
