@@ -9,7 +9,9 @@ import * as Duration from "effect/Duration"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import { optionalString, parseUrl } from "./ConfigReaders.js"
 import * as SendWindow from "./Dispatch/SendWindow.js"
+import * as Tracing from "./Observability/Tracing.js"
 
 /** Where the data lives: the embedded SQLite file, or a MySQL/MariaDB server. */
 export type DatabaseConfig =
@@ -19,13 +21,6 @@ export type DatabaseConfig =
 export type NotifierConfig =
   | { readonly _tag: "Sse" }
   | { readonly _tag: "Webhook"; readonly url: URL }
-
-/** A variable that is unset or empty reads as `None`. */
-const optionalString = (name: string): Config.Config<Option.Option<string>> =>
-  Config.string(name).pipe(
-    Config.option,
-    Config.map(Option.filter((value) => value.trim() !== ""))
-  )
 
 const withFallback = <A>(name: string, fallback: A, parse: (raw: string) => Either.Either<A, string>) =>
   optionalString(name).pipe(
@@ -43,17 +38,6 @@ const integerIn = (min: number, max: number) => (raw: string): Either.Either<num
   return value >= min && value <= max
     ? Either.right(value)
     : Either.left(`expected an integer from ${min} to ${max}, got ${raw}`)
-}
-
-const parseUrl = (raw: string, protocols: ReadonlyArray<string>): Either.Either<URL, string> => {
-  try {
-    const url = new URL(raw)
-    return protocols.includes(url.protocol)
-      ? Either.right(url)
-      : Either.left(`expected a ${protocols.map((p) => p.replace(":", "://")).join(" or ")} URL, got "${url.protocol}"`)
-  } catch {
-    return Either.left(`not a valid URL: "${raw}"`)
-  }
 }
 
 const port = withFallback("PORT", 8080, integerIn(0, 65535))
@@ -206,6 +190,8 @@ export const AppConfig = Config.all({
   sendWindow,
   adminToken: optionalString("ADMIN_TOKEN").pipe(Config.map(Option.map(Redacted.make))),
   jwtSecret: optionalString("JWT_SECRET").pipe(Config.map(Option.map(Redacted.make))),
+  // OpenTelemetry's own variables, read as its SDKs read them (`Observability/Tracing.ts`).
+  tracing: Tracing.config,
   logFormat: withFallback("LOG_FORMAT", "pretty" as "pretty" | "json", (raw) =>
     raw === "pretty" || raw === "json" ? Either.right(raw) : Either.left(`expected "pretty" or "json", got "${raw}"`))
 })

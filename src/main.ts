@@ -53,12 +53,12 @@ const main = Effect.gen(function*() {
       yield* Effect.logWarning("PUBLIC_URL names port 0: unsubscribe links will not reach this service; set PUBLIC_URL")
     }
     // One JWT secret, generated or not, for the user tokens the edge verifies and the unsubscribe links the dispatch signs.
-    const auth = yield* AuthConfig.fromConfig
+    const auth = yield* AuthConfig.fromSecrets(config)
     const app = serve({ host: config.host, port: config.port }).pipe(
       Layer.provide(Layer.succeed(AuthConfig, auth)),
       Layer.provide(services({ ...config, jwtSecret: Option.some(auth.jwtSecret) })),
       // Below everything, so every span is the tracer's: OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, none otherwise.
-      Layer.provide(Tracing.layerConfig)
+      Layer.provide(Option.match(config.tracing, { onNone: () => Layer.empty, onSome: Tracing.layer }))
     )
     return yield* Layer.launch(app)
   }).pipe(Effect.provide(logger))

@@ -16,6 +16,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
+import { optionalString, parseUrl } from "../ConfigReaders.js"
 import { redactCredentials } from "./Redact.js"
 
 export interface TracingConfig {
@@ -28,19 +29,13 @@ export interface TracingConfig {
   readonly exportInterval: Duration.Duration
 }
 
-const optional = (name: string) =>
-  Config.string(name).pipe(Config.option, Config.map(Option.filter((value) => value.trim() !== "")))
+const optional = optionalString
 
-const parseUrl = (name: string, raw: string): Either.Either<string, ConfigError.ConfigError> => {
-  try {
-    const url = new URL(raw.trim())
-    return url.protocol === "http:" || url.protocol === "https:"
-      ? Either.right(url.href)
-      : Either.left(ConfigError.InvalidData([name], `expected an http:// or https:// URL, got "${url.protocol}"`))
-  } catch {
-    return Either.left(ConfigError.InvalidData([name], `not a valid URL: "${raw}"`))
-  }
-}
+const parseEndpoint = (name: string, raw: string): Either.Either<string, ConfigError.ConfigError> =>
+  Either.mapBoth(parseUrl(raw.trim(), ["http:", "https:"]), {
+    onLeft: (why) => ConfigError.InvalidData([name], why),
+    onRight: (url) => url.href
+  })
 
 /** `key1=value1,key2=value2`, values percent-encoded (W3C baggage style, as the SDKs read it). */
 const parseHeaders = (raw: string): Record<string, string> => {
@@ -65,9 +60,9 @@ export const config: Config.Config<Option.Option<TracingConfig>> = Config.all({
   Config.mapOrFail(({ base, delay, headers, protocol, serviceName, traces }) => {
     // The traces endpoint is used as given; the general one gets the signal's path appended.
     const url = Option.isSome(traces)
-      ? parseUrl("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces.value)
+      ? parseEndpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", traces.value)
       : Option.isSome(base)
-      ? Either.map(parseUrl("OTEL_EXPORTER_OTLP_ENDPOINT", base.value), (href) => href.replace(/\/+$/, "") + "/v1/traces")
+      ? Either.map(parseEndpoint("OTEL_EXPORTER_OTLP_ENDPOINT", base.value), (href) => href.replace(/\/+$/, "") + "/v1/traces")
       : undefined
     if (url === undefined) return Either.right(Option.none())
     const chosenProtocol = Option.getOrElse(protocol, () => "http/protobuf").trim()

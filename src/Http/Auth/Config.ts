@@ -3,8 +3,6 @@
  * `JWT_SECRET`, as a service so that tests and `main.ts` choose them.
  */
 import { randomBytes } from "node:crypto"
-import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -32,16 +30,18 @@ export class AuthConfig extends Context.Tag("restock/Http/AuthConfig")<AuthConfi
     })
 
   /**
-   * From `ADMIN_TOKEN` and `JWT_SECRET`. Nothing is ever open by default: an
-   * unset admin token is replaced by a random one, logged once so the operator
-   * can use it; an unset JWT secret by a random one per process (tokens do not
-   * survive a restart, hence the warning). An effect as well as a layer, so
-   * that `main.ts` hands the one secret to the edge and to the unsubscribe
-   * links alike, generated or not.
+   * From `ADMIN_TOKEN` and `JWT_SECRET` as `AppConfig` read them. Nothing is
+   * ever open by default: an unset admin token is replaced by a random one,
+   * logged once so the operator can use it; an unset JWT secret by a random
+   * one per process (tokens do not survive a restart, hence the warning). An
+   * effect, so that `main.ts` hands the one secret to the edge and to the
+   * unsubscribe links alike, generated or not.
    */
-  static readonly fromConfig: Effect.Effect<AuthConfigShape, ConfigError.ConfigError> = Effect.gen(function*() {
-    const adminToken = yield* optionalSecret("ADMIN_TOKEN")
-    const jwtSecret = yield* optionalSecret("JWT_SECRET")
+  static readonly fromSecrets = (secrets: {
+    readonly adminToken: Option.Option<Redacted.Redacted<string>>
+    readonly jwtSecret: Option.Option<Redacted.Redacted<string>>
+  }): Effect.Effect<AuthConfigShape> => Effect.gen(function*() {
+    const { adminToken, jwtSecret } = secrets
     const admin = yield* Option.match(adminToken, {
       onSome: Effect.succeed,
       onNone: () => {
@@ -62,12 +62,6 @@ export class AuthConfig extends Context.Tag("restock/Http/AuthConfig")<AuthConfi
     })
     return { adminToken: admin, jwtSecret: secret, defaultTokenTtl: Duration.decode(defaultTokenTtl) }
   })
-
-  /** `fromConfig` as a layer. */
-  static readonly layerConfig: Layer.Layer<AuthConfig, ConfigError.ConfigError> = Layer.effect(
-    AuthConfig,
-    AuthConfig.fromConfig
-  )
 }
 
 const defaultTokenTtl: Duration.DurationInput = "1 hour"
@@ -76,10 +70,3 @@ const asRedacted = (value: Redacted.Redacted<string> | string): Redacted.Redacte
   typeof value === "string" ? Redacted.make(value) : value
 
 const randomSecret = (): string => randomBytes(32).toString("base64url")
-
-/** An unset or empty variable is `None`. */
-const optionalSecret = (name: string) =>
-  Config.redacted(name).pipe(
-    Config.option,
-    Config.map(Option.filter((value) => Redacted.value(value).trim() !== ""))
-  )
