@@ -8,7 +8,6 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, Deferred, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
-import { connect } from "node:net"
 import { Restock } from "../../src/Dispatch/Restock.js"
 import { Delivery } from "../../src/Domain/Delivery.js"
 import { DeliveryId, ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
@@ -18,10 +17,10 @@ import {
   eventually,
   FeedProbe,
   layerServer,
+  openStalledStream,
   openStream,
   ReplayHooks,
   request,
-  TestServer,
   userToken
 } from "../support/Http.js"
 
@@ -251,16 +250,11 @@ describe("holding nothing it should not", () => {
   it.live("a client that stops reading is disconnected; a client that keeps up gets everything", () =>
     Effect.gen(function*() {
       const token = yield* userToken(1)
-      const server = yield* TestServer
       const probe = yield* FeedProbe
       const healthy = yield* openStream("/users/1/notifications/stream", { token })
 
       // A client that sends its request, then stops reading.
-      const stalled = connect({ host: "127.0.0.1", port: server.port })
-      stalled.pause()
-      stalled.on("error", () => {})
-      stalled.write(`GET /users/1/notifications/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n\r\n`)
-      yield* Effect.addFinalizer(() => Effect.sync(() => stalled.destroy()))
+      const stalled = yield* openStalledStream("/users/1/notifications/stream", token)
       yield* eventually("both listeners", probe.open, (open) => open === 2)
 
       // 400 deliveries of 32 KiB, 200 a second: far more than the kernel
@@ -291,7 +285,7 @@ describe("holding nothing it should not", () => {
       let bytes = ""
       yield* Effect.async<void>((resume) => {
         stalled.setEncoding("utf8")
-        stalled.on("data", (data) => (bytes += data))
+        stalled.on("data", (data: string) => (bytes += data))
         stalled.once("close", () => resume(Effect.void))
         stalled.resume()
       }).pipe(

@@ -4,12 +4,11 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Metric } from "effect"
-import { connect } from "node:net"
 import { Delivery } from "../../src/Domain/Delivery.js"
 import { DeliveryId, ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
 import { DeliveryFeed } from "../../src/Feed/Feed.js"
 import * as Metrics from "../../src/Observability/Metrics.js"
-import { eventually, layerServer, openStream, TestServer, userToken } from "../support/Http.js"
+import { eventually, layerServer, openStalledStream, openStream, userToken } from "../support/Http.js"
 
 const connections = Metric.value(Metrics.sseConnections).pipe(Effect.map((state) => state.value))
 const dropped = Metric.value(Metrics.sseSlowClientsDropped).pipe(Effect.map((state) => state.count))
@@ -23,15 +22,10 @@ describe("SSE metrics", () => {
       const droppedBefore = yield* dropped
       const liveBefore = yield* liveEvents
       const token = yield* userToken(1)
-      const server = yield* TestServer
       const healthy = yield* openStream("/users/1/notifications/stream", { token })
 
       // A client that sends its request, then never reads.
-      const stalled = connect({ host: "127.0.0.1", port: server.port })
-      stalled.pause()
-      stalled.on("error", () => {})
-      stalled.write(`GET /users/1/notifications/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n\r\n`)
-      yield* Effect.addFinalizer(() => Effect.sync(() => stalled.destroy()))
+      yield* openStalledStream("/users/1/notifications/stream", token)
       yield* eventually("both streams counted", connections, (open) => open === 2)
 
       // Far more than the kernel's buffers and the connection's 16 events hold.

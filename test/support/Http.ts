@@ -9,6 +9,7 @@ import { SqlClient } from "@effect/sql"
 import { HttpServer } from "@effect/platform"
 import { Clock, Context, Deferred, Duration, Effect, Layer, Logger, LogLevel, Queue, Ref, type Scope } from "effect"
 import { createParser, type EventSourceMessage } from "eventsource-parser"
+import { connect, type Socket } from "node:net"
 import * as MemoryLimiter from "../../src/Dispatch/RateLimiter/Memory.js"
 import * as RedisLimiter from "../../src/Dispatch/RateLimiter/Redis.js"
 import { Restock } from "../../src/Dispatch/Restock.js"
@@ -347,6 +348,22 @@ export interface StreamOptions {
   readonly token?: string | undefined
   readonly headers?: Record<string, string> | undefined
 }
+
+/**
+ * A client that sends its request for an event stream, then never reads:
+ * what the server writes piles up in the socket until the server drops it.
+ * Destroyed when the scope closes; `resume()` it to read what it was sent.
+ */
+export const openStalledStream = (path: string, token: string): Effect.Effect<Socket, never, TestServer | Scope.Scope> =>
+  Effect.gen(function*() {
+    const server = yield* TestServer
+    const stalled = connect({ host: "127.0.0.1", port: server.port })
+    stalled.pause()
+    stalled.on("error", () => {})
+    stalled.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n\r\n`)
+    yield* Effect.addFinalizer(() => Effect.sync(() => stalled.destroy()))
+    return stalled
+  })
 
 /**
  * Opens an event stream over a real HTTP connection and parses it with
