@@ -1,5 +1,11 @@
 // The operator console: plain DOM and fetch/EventSource against the service's
 // own HTTP API, nothing else. Text from the server is only ever set as text.
+//
+// One page's script, over ~350 lines on purpose: it is served as written (no
+// bundler, no build step of its own), and its sections below (sign in,
+// products, one product's rounds and progress, the send policy, shoppers,
+// wiring) all read and write the one `state` and share the helpers at the
+// top; a part that stands alone, the round chart, is its own module (chart.js).
 
 import { drawRoundChart, progressPoint } from "./chart.js"
 
