@@ -4,12 +4,15 @@
  * notifier (its failure script).
  */
 import { describe } from "@effect/vitest"
-import { Context, Duration, Effect, Layer } from "effect"
+import { Context, Duration, Effect, Layer, Schema } from "effect"
+import { Notification } from "../../src/Domain/Delivery.js"
 import { Notifier, SendFailed } from "../../src/Notifier/Notifier.js"
 import * as Recording from "../../src/Notifier/Recording.js"
 import * as Webhook from "../../src/Notifier/Webhook.js"
 import { notifierContract, type Received } from "../contracts/Notifier.contract.js"
 import * as TestSender from "../support/Sender.js"
+
+const encodeNotification = Schema.encodeSync(Notification)
 
 describe("Notifier contract", () => {
   notifierContract("webhook", {
@@ -49,14 +52,10 @@ describe("Notifier contract", () => {
         }))
         const recording = Context.get(context, Recording.Recording)
         const received = Effect.map(recording.calls, (calls) =>
+          // A notification's JSON form is its schema's encoding: what the recording notifier got, as a receiver would read it.
           calls.map(({ notification }): Received => ({
             idempotencyKey: notification.idempotencyKey,
-            userId: notification.userId,
-            productId: notification.productId,
-            productName: notification.productName,
-            restockRound: notification.restockRound,
-            sentAt: notification.sentAt.toISOString(),
-            unsubscribeUrl: notification.unsubscribeUrl
+            ...encodeNotification(notification)
           })))
         return { notifier: Context.get(context, Notifier), received }
       })
