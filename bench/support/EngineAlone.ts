@@ -123,7 +123,11 @@ export const engineAlone = (subscribers: number) =>
     const ports = Layer.mergeAll(
       Layer.succeed(Repo, memoryRepo(subscribers, DispatchSettings.defaults.pageSize)),
       Layer.succeed(StockCache, neverSoldOut),
-      Layer.succeed(DeliveryFeed, { publish: () => Effect.void, subscribe: () => Effect.dieMessage("not used") }),
+      Layer.succeed(DeliveryFeed, {
+        publish: () => Effect.void,
+        listen: () => Effect.dieMessage("not used"),
+        subscribe: () => Effect.dieMessage("not used")
+      }),
       Layer.succeed(Notifier, { send: () => Effect.void }),
       RateLimiterMemory.layer({ limitPerSecond: 1_000_000 }),
       Layer.succeed(DispatchSettings, DispatchSettings.defaults),

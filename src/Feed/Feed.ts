@@ -15,8 +15,26 @@ import type { Delivery } from "../Domain/Delivery.js"
 import type { StorageUnavailable } from "../Domain/Errors.js"
 import type { UserId } from "../Domain/Ids.js"
 
+/**
+ * A live listener as plain callbacks, called synchronously by the publisher:
+ * what one open SSE stream costs in the feed is this object, no queue and no
+ * fiber of its own.
+ */
+export interface FeedListener {
+  /** Each live delivery of the listener's user, in publish order. Must not block. */
+  readonly deliver: (delivery: Delivery) => void
+  /** The feed ended this listener and may have lost deliveries meanwhile: its client should reconnect and replay. */
+  readonly ended: () => void
+}
+
 export interface DeliveryFeedShape {
   readonly publish: (deliveries: ReadonlyArray<Delivery>) => Effect.Effect<void>
+  /**
+   * Registers `listener` for one user's live deliveries, from the moment the
+   * returned effect completes until the scope closes. The listener itself
+   * decides what it holds (the SSE stream bounds it in bytes).
+   */
+  readonly listen: (userId: UserId, listener: FeedListener) => Effect.Effect<void, StorageUnavailable, Scope.Scope>
   /**
    * The live deliveries of one user, from the moment the returned effect
    * completes (the subscription is in place then: a delivery published after

@@ -5,11 +5,12 @@
  *
  * Deliveries are routed by user rather than broadcast to every listener, so
  * publishing costs the number of listeners of the users in the batch, not of
- * every open stream. Publishing never waits: each listener has a buffer of
- * `bufferSize`, and a listener whose buffer is full when a delivery arrives is
- * dropped (its stream fails with `FeedOverflow`, and it replays from the
- * database when it reconnects) — no delivery is dropped silently and no slow
- * listener holds up the others.
+ * every open stream. Publishing never waits: a listener is a pair of
+ * callbacks (`FeedListener`), called in place, and bounds what it holds
+ * itself. The `subscribe` form (a `Stream` over a dropping queue of
+ * `bufferSize`, failing with `FeedOverflow` when its reader falls that far
+ * behind) is built on the same listeners: no delivery is dropped silently and
+ * no slow listener holds up the others.
  */
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -18,25 +19,20 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Delivery } from "../Domain/Delivery.js"
 import type { UserId } from "../Domain/Ids.js"
-import { FeedOverflow } from "./Feed.js"
-
-interface Listener {
-  readonly buffer: Queue.Queue<Delivery>
-  /** Succeeds to end the stream, fails to fail it with `FeedOverflow`. */
-  readonly stop: Deferred.Deferred<void, FeedOverflow>
-  readonly bufferSize: number
-}
+import { FeedOverflow, type FeedListener } from "./Feed.js"
 
 export interface LocalHub {
   /** Hands each delivery to the listeners of its user, in order. Never waits. */
   readonly publish: (deliveries: ReadonlyArray<Delivery>) => void
-  /** A listener for `userId` from now on, removed when the scope closes. */
+  /** `listener` for `userId` from now on, removed when the scope closes. */
+  readonly listen: (userId: UserId, listener: FeedListener) => Effect.Effect<void, never, Scope.Scope>
+  /** The live deliveries of `userId` as a stream, from now on, until the scope closes. */
   readonly subscribe: (
     userId: UserId,
     options: { readonly bufferSize: number }
   ) => Effect.Effect<Stream.Stream<Delivery, FeedOverflow>, never, Scope.Scope>
   /**
-   * Ends the streams of `userIds` (of everyone, without), which may have
+   * Ends the listeners of `userIds` (of everyone, without), which may have
    * missed deliveries: their clients reconnect and replay the gap.
    */
   readonly end: (userIds?: Iterable<UserId>) => void
@@ -46,10 +42,34 @@ export interface LocalHub {
   readonly listensTo: (userId: number) => boolean
 }
 
-export const makeHub = (): LocalHub => {
-  const listenersByUser = new Map<UserId, Set<Listener>>()
+/**
+ * A listener's deliveries as a `Stream`: a dropping queue of `bufferSize`
+ * (it refuses an offer when full instead of waiting: that refusal is the
+ * overflow), ended or failed through a `Deferred`.
+ */
+export const subscribeVia = <E>(
+  listen: (userId: UserId, listener: FeedListener) => Effect.Effect<void, E, Scope.Scope>
+) =>
+(userId: UserId, options: { readonly bufferSize: number }): Effect.Effect<Stream.Stream<Delivery, FeedOverflow>, E, Scope.Scope> =>
+  Effect.gen(function*() {
+    const buffer = yield* Queue.dropping<Delivery>(options.bufferSize)
+    const stop = yield* Deferred.make<void, FeedOverflow>()
+    yield* Effect.addFinalizer(() => Effect.zipRight(Deferred.succeed(stop, undefined), Queue.shutdown(buffer)))
+    yield* listen(userId, {
+      deliver: (delivery) => {
+        if (!buffer.unsafeOffer(delivery)) {
+          Deferred.unsafeDone(stop, Effect.fail(new FeedOverflow({ bufferSize: options.bufferSize })))
+        }
+      },
+      ended: () => Deferred.unsafeDone(stop, Effect.void)
+    })
+    return Stream.fromQueue(buffer).pipe(Stream.interruptWhenDeferred(stop))
+  })
 
-  const remove = (userId: UserId, listener: Listener) => {
+export const makeHub = (): LocalHub => {
+  const listenersByUser = new Map<UserId, Set<FeedListener>>()
+
+  const remove = (userId: UserId, listener: FeedListener) => {
     const listeners = listenersByUser.get(userId)
     if (listeners === undefined) return
     listeners.delete(listener)
@@ -60,39 +80,21 @@ export const makeHub = (): LocalHub => {
     for (const delivery of deliveries) {
       const listeners = listenersByUser.get(delivery.userId)
       if (listeners === undefined) continue
-      for (const listener of listeners) {
-        if (listener.buffer.unsafeOffer(delivery)) continue
-        remove(delivery.userId, listener)
-        Deferred.unsafeDone(listener.stop, Effect.fail(new FeedOverflow({ bufferSize: listener.bufferSize })))
-      }
+      for (const listener of listeners) listener.deliver(delivery)
     }
   }
 
-  const subscribe = (userId: UserId, options: { readonly bufferSize: number }) =>
+  const listen = (userId: UserId, listener: FeedListener) =>
     Effect.acquireRelease(
-      Effect.gen(function*() {
-        const listener: Listener = {
-          // A dropping queue refuses an offer when full instead of waiting: that refusal is the overflow.
-          buffer: yield* Queue.dropping<Delivery>(options.bufferSize),
-          stop: yield* Deferred.make<void, FeedOverflow>(),
-          bufferSize: options.bufferSize
-        }
+      Effect.sync(() => {
         let listeners = listenersByUser.get(userId)
         if (listeners === undefined) {
           listeners = new Set()
           listenersByUser.set(userId, listeners)
         }
         listeners.add(listener)
-        return listener
       }),
-      (listener) =>
-        Effect.suspend(() => {
-          remove(userId, listener)
-          Deferred.unsafeDone(listener.stop, Effect.void)
-          return Queue.shutdown(listener.buffer)
-        })
-    ).pipe(
-      Effect.map((listener) => Stream.fromQueue(listener.buffer).pipe(Stream.interruptWhenDeferred(listener.stop)))
+      () => Effect.sync(() => remove(userId, listener))
     )
 
   const end = (userIds?: Iterable<UserId>) => {
@@ -101,7 +103,7 @@ export const makeHub = (): LocalHub => {
       const listeners = listenersByUser.get(userId)
       if (listeners === undefined) continue
       listenersByUser.delete(userId)
-      for (const listener of listeners) Deferred.unsafeDone(listener.stop, Effect.void)
+      for (const listener of listeners) listener.ended()
     }
   }
 
@@ -113,5 +115,5 @@ export const makeHub = (): LocalHub => {
 
   const listensTo = (userId: number) => listenersByUser.has(userId as UserId)
 
-  return { publish, subscribe, end, listenerCount, listensTo }
+  return { publish, listen, subscribe: subscribeVia(listen), end, listenerCount, listensTo }
 }

@@ -17,6 +17,7 @@ export const make: Effect.Effect<DeliveryFeedShape & { readonly hub: LocalHub }>
   return {
     hub,
     publish: (deliveries) => Effect.sync(() => hub.publish(deliveries)),
+    listen: hub.listen,
     subscribe: hub.subscribe
   }
 })

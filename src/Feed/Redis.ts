@@ -20,7 +20,7 @@ import { Delivery } from "../Domain/Delivery.js"
 import { StorageUnavailable } from "../Domain/Errors.js"
 import { RedisConnection } from "../Redis.js"
 import { DeliveryFeed, type DeliveryFeedShape } from "./Feed.js"
-import { makeHub } from "./Hub.js"
+import { makeHub, subscribeVia } from "./Hub.js"
 
 /** The message on `<prefix>deliveries`: a JSON array of encoded `Delivery`. */
 export const DeliveryBatchJson = Schema.parseJson(Schema.Array(Delivery))
@@ -87,13 +87,13 @@ export const make = Effect.gen(function*() {
       )
     )
 
-  const subscribe: DeliveryFeedShape["subscribe"] = (userId, options) =>
+  const listen: DeliveryFeedShape["listen"] = (userId, listener) =>
     Effect.flatMap(subscription.isLive, (live) =>
       live
-        ? hub.subscribe(userId, options)
+        ? hub.listen(userId, listener)
         : Effect.fail(new StorageUnavailable({ message: `Redis pub/sub on ${channel} is reconnecting` })))
 
-  return { publish, subscribe, hub } satisfies DeliveryFeedShape & { readonly hub: unknown }
+  return { publish, listen, subscribe: subscribeVia(listen), hub } satisfies DeliveryFeedShape & { readonly hub: unknown }
 })
 
 export const layer: Layer.Layer<DeliveryFeed, StorageUnavailable, RedisConnection> = Layer.scoped(DeliveryFeed, make)

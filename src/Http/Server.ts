@@ -25,7 +25,7 @@ import { MetricsRouteLive } from "./Metrics/Http.js"
 import { HttpProductsLive } from "./Products/Http.js"
 import { requestGuard } from "./RequestGuard.js"
 import { HttpRoundsLive } from "./Rounds/Http.js"
-import { SseLifetime } from "./Sse.js"
+import { OpenStreams } from "./Sse.js"
 import { HttpSubscriptionsLive } from "./Subscriptions/Http.js"
 import { HttpUnsubscribeLive } from "./Unsubscribe/Http.js"
 import { HttpUsersLive } from "./Users/Http.js"
@@ -40,7 +40,7 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
     HttpUnsubscribeLive,
     HttpUsersLive
   ]),
-  Layer.provide([AuthLive, SseLifetime.layer, Products.Default])
+  Layer.provide([AuthLive, OpenStreams.layer, Products.Default])
 )
 
 /**

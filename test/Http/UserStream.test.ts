@@ -7,7 +7,7 @@
  */
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Clock, Deferred, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, Fiber, Layer, Scope, TestClock } from "effect"
 import { Restock } from "../../src/Dispatch/Restock.js"
 import { Delivery } from "../../src/Domain/Delivery.js"
 import { DeliveryId, ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
@@ -220,6 +220,29 @@ describe("in virtual time", () => {
     }).pipe(Effect.scoped, Effect.provide(layerServer())))
 })
 
+describe("the timer the streams share", () => {
+  it.effect("a stream whose token expires sooner than the timer's next wake still closes on time", () =>
+    Effect.gen(function*() {
+      // No ping for an hour: the timer sleeps until the first token's expiry, 60 s; the
+      // 10 s token opened after it must wake it earlier.
+      const later = yield* openStream("/users/1/notifications/stream", { token: yield* userToken(1, 60) })
+      yield* eventually("the first listener", (yield* FeedProbe).open, (open) => open === 1)
+      const sooner = yield* openStream("/users/2/notifications/stream", { token: yield* userToken(2, 10) })
+      yield* eventually("both listeners", (yield* FeedProbe).open, (open) => open === 2)
+
+      yield* TestClock.adjust("9 seconds")
+      yield* settle
+      expect(yield* Deferred.isDone(sooner.ended)).toBe(false)
+      yield* TestClock.adjust("1 second")
+      expect(yield* Deferred.await(sooner.ended).pipe(Effect.timeout("5 seconds"), Effect.withClock(liveClock))).toBe("end")
+      expect(yield* Deferred.isDone(later.ended)).toBe(false)
+      yield* TestClock.adjust("50 seconds")
+      expect(yield* Deferred.await(later.ended).pipe(Effect.timeout("5 seconds"), Effect.withClock(liveClock))).toBe("end")
+      yield* eventually("both listeners released", (yield* FeedProbe).open, (open) => open === 0)
+      expect(yield* later.comments.size).toBe(0)
+    }).pipe(Effect.scoped, Effect.provide(layerServer({ sse: { heartbeatInterval: Duration.hours(1) } }))))
+})
+
 describe("shutting down", () => {
   it.live("open streams end and the server closes within seconds", () =>
     Effect.gen(function*() {
@@ -258,7 +281,7 @@ describe("holding nothing it should not", () => {
       yield* eventually("both listeners", probe.open, (open) => open === 2)
 
       // 400 deliveries of 32 KiB, 200 a second: far more than the kernel
-      // buffers and the connection's 64 events hold for the stalled client.
+      // buffers and the connection's 2 MiB hold for the stalled client.
       const feed = yield* DeliveryFeed
       const name = "x".repeat(32 * 1024)
       const total = 400
@@ -299,7 +322,7 @@ describe("holding nothing it should not", () => {
       const received = yield* healthy.take(total, "20 seconds")
       expect(received.map((event) => Number(event.id))).toEqual(Array.from({ length: total }, (_, i) => i + 1))
       expect(yield* Deferred.isDone(healthy.ended)).toBe(false)
-    }).pipe(Effect.scoped, Effect.provide(layerServer({ sse: { bufferSize: 64 } }))), 60_000)
+    }).pipe(Effect.scoped, Effect.provide(layerServer({ sse: { bufferBytes: 2 * 1024 * 1024 } }))), 60_000)
 
   it.live("1,000 connects and disconnects leave no subscription and no fiber behind", () =>
     Effect.gen(function*() {

@@ -28,7 +28,7 @@ describe("SSE metrics", () => {
       yield* openStalledStream("/users/1/notifications/stream", token)
       yield* eventually("both streams counted", connections, (open) => open === 2)
 
-      // Far more than the kernel's buffers and the connection's 16 events hold.
+      // Far more than the kernel's buffers and the connection's 512 KiB hold.
       const feed = yield* DeliveryFeed
       const name = "x".repeat(32 * 1024)
       const total = 200
@@ -52,5 +52,5 @@ describe("SSE metrics", () => {
 
       yield* healthy.take(total, "20 seconds")
       expect((yield* liveEvents) - liveBefore).toBeGreaterThanOrEqual(total)
-    }).pipe(Effect.scoped, Effect.provide(layerServer({ sse: { bufferSize: 16 } }))), 60_000)
+    }).pipe(Effect.scoped, Effect.provide(layerServer({ sse: { bufferBytes: 512 * 1024 } }))), 60_000)
 })

@@ -53,23 +53,21 @@ export class FeedProbe extends Context.Tag("test/Http/FeedProbe")<FeedProbe, {
   readonly opened: Effect.Effect<number>
 }>() {}
 
-/** Wraps the real feed: every subscription is counted while its scope is open. */
+/** Wraps the real feed: every listener and subscription is counted while its scope is open. */
 const countingFeed = Layer.effectContext(
   Effect.gen(function*() {
     const feed = yield* DeliveryFeed
     const open = yield* Ref.make(0)
     const opened = yield* Ref.make(0)
+    const counted = Effect.acquireRelease(
+      Effect.zipRight(Ref.update(opened, (n) => n + 1), Ref.update(open, (n) => n + 1)),
+      () => Ref.update(open, (n) => n - 1)
+    )
     return Context.make(FeedProbe, { open: Ref.get(open), opened: Ref.get(opened) }).pipe(
       Context.add(DeliveryFeed, {
         publish: feed.publish,
-        subscribe: (userId, options) =>
-          Effect.zipRight(
-            Effect.acquireRelease(
-              Effect.zipRight(Ref.update(opened, (n) => n + 1), Ref.update(open, (n) => n + 1)),
-              () => Ref.update(open, (n) => n - 1)
-            ),
-            feed.subscribe(userId, options)
-          )
+        listen: (userId, listener) => Effect.zipRight(counted, feed.listen(userId, listener)),
+        subscribe: (userId, options) => Effect.zipRight(counted, feed.subscribe(userId, options))
       })
     )
   })

@@ -1,43 +1,23 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
-import type { Delivery } from "../../Domain/Delivery.js"
-import { UnsubscribeLinks, type UnsubscribeLinksShape } from "../../Unsubscribe/Links.js"
+import * as Runtime from "effect/Runtime"
+import * as Metrics from "../../Observability/Metrics.js"
+import { UnsubscribeLinks } from "../../Unsubscribe/Links.js"
 import { Api } from "../Api.js"
 import { requireActingFor } from "../Auth/Principal.js"
 import { Authenticator } from "../Auth/Tokens.js"
 import * as Sse from "../Sse.js"
-import { RestockEvent, UserToken } from "./Api.js"
+import { UserToken } from "./Api.js"
 import { isGap, userDeliveries } from "./DeliveryStream.js"
-
-const encodeRestockEvent = Schema.encodeSync(RestockEvent)
-
-/**
- * A delivery as its event's data. The link is made here, from the product and
- * the user, rather than carried by the feed, so replayed deliveries read from
- * the history get it the same way live ones do.
- */
-const restockEventOf = (links: UnsubscribeLinksShape, delivery: Delivery) =>
-  encodeRestockEvent(new RestockEvent({
-    productId: delivery.productId,
-    productName: delivery.productName,
-    restockRound: delivery.restockRound,
-    sentAt: delivery.sentAt,
-    unsubscribeUrl: links.linkOf(delivery.productId, delivery.userId)
-  }, { disableValidation: true }))
-
-/** Completes at `deadline`, through `Clock`. */
-const sleepUntil = (deadline: Date) =>
-  Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.sleep(Duration.millis(Math.max(0, deadline.getTime() - now))))
+import { gapEventText, restockEventText } from "./Events.js"
 
 export const HttpUsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
   Effect.gen(function*() {
     const authenticator = yield* Authenticator
     const links = yield* UnsubscribeLinks
+    const streams = yield* Sse.OpenStreams
+    const config = yield* Sse.SseConfig
     return handlers
       .handle("mintToken", ({ path, payload }) =>
         authenticator.mint(
@@ -50,20 +30,27 @@ export const HttpUsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
           // EventSource resends its original URL on reconnect, with a newer
           // `Last-Event-ID` header: the header is the fresher of the two.
           const lastEventId = headers["last-event-id"] ?? urlParams.lastEventId ?? null
-          const deliveries = yield* userDeliveries(path.userId, {
-            lastEventId,
-            onOverflow: Effect.provideService(Sse.dropConnection, HttpServerRequest.HttpServerRequest, request)
-          })
-          const events = deliveries.pipe(
-            Stream.map((event) =>
-              isGap(event)
-                // No id: the client's Last-Event-ID stays the last delivery it received.
-                ? Sse.encodeEvent("gap", { prunedThrough: event.prunedThrough })
-                : Sse.encodeEvent("restock", restockEventOf(links, event), event.id)
-            ),
+          const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+          const channel = streams.open({
             // A user's stream never outlives the token that opened it.
-            principal._tag === "User" ? Stream.interruptWhen(sleepUntil(principal.expiresAt)) : (stream) => stream
+            closesAt: principal._tag === "User" ? principal.expiresAt.getTime() : undefined,
+            onOverflow: () => {
+              Sse.dropConnectionOf(request)
+              Metrics.sseSlowClientsDropped.unsafeUpdate(1, [])
+              runFork(Effect.logInfo("SSE client fell behind its buffer: dropped").pipe(
+                Effect.annotateLogs({ userId: path.userId, bufferBytes: config.bufferBytes })
+              ))
+            }
+          })
+          yield* userDeliveries(path.userId, { lastEventId }, {
+            write: (event) => channel.send(isGap(event) ? gapEventText(event) : restockEventText(links, event)),
+            ready: channel.ready,
+            end: () => channel.finish(),
+            overflow: () => channel.dropClient()
+          }).pipe(
+            // No stream to answer with: the channel goes, and the request gets its error status.
+            Effect.tapError(() => Effect.sync(() => channel.destroy()))
           )
-          return yield* Sse.response(events)
+          return yield* Sse.responseOf(channel)
         }))
   }))
