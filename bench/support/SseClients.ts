@@ -1,90 +1,71 @@
 /**
- * Many lightweight SSE listeners in this process: one socket each (plain
- * `node:http`, no agent pooling) and `eventsource-parser`, noting when each
- * connection opened and when each `restock` event arrived. Thousands fit in
- * one process; every socket is destroyed when the scope closes.
+ * Many SSE listeners, held by a child process (`listeners-process.ts`):
+ * opened all at once (a reconnect storm's shape), then asked what they
+ * received. The child is killed when the scope closes.
  */
-import { Effect, type Scope } from "effect"
-import { createParser } from "eventsource-parser"
-import * as Http from "node:http"
-import { now } from "./Measure.js"
+import { Deferred, Effect, type Scope } from "effect"
+import { fork } from "node:child_process"
+import { fileURLToPath } from "node:url"
 
-export interface Received {
-  readonly at: number
-  /** The event's `sentAt` (when the service started the send), epoch ms. */
-  readonly sentAt: number
-  readonly id: string
+export type ListenerRequest =
+  | { readonly type: "open"; readonly urls: ReadonlyArray<string>; readonly concurrency: number }
+  | { readonly type: "report" }
+  | { readonly type: "close" }
+
+export type ListenerResponse =
+  | { readonly type: "ready" }
+  | { readonly type: "opened"; readonly open: number; readonly seconds: number }
+  | {
+    readonly type: "report"
+    /** Listeners that received at least one `restock` event. */
+    readonly withEvent: number
+    /** Listeners that received more than one. */
+    readonly moreThanOnce: number
+    /** Streams the server ended or broke. */
+    readonly ended: number
+    /** Receipt − `sentAt` of every event, ms. */
+    readonly latencies: ReadonlyArray<number>
+  }
+
+const script = fileURLToPath(new URL("./listeners-process.ts", import.meta.url))
+
+export interface RemoteListeners {
+  /** Opens one stream per URL, `concurrency` connection attempts at a time; answers how many opened and how long it took. */
+  readonly open: (urls: ReadonlyArray<string>, concurrency: number) => Effect.Effect<{ readonly open: number; readonly seconds: number }>
+  readonly report: Effect.Effect<Extract<ListenerResponse, { type: "report" }>>
 }
 
-export interface Listener {
-  readonly userId: number
-  /** When the first bytes (the `retry:` field) arrived: the subscription is live. */
-  opened: number | undefined
-  readonly events: Array<Received>
-  /** Set when the server ended or broke the stream. */
-  ended: "end" | "error" | undefined
-  status: number | undefined
-}
+export const start: Effect.Effect<RemoteListeners, Error, Scope.Scope> = Effect.gen(function*() {
+  const ready = yield* Deferred.make<void, Error>()
+  let waiting: ((response: ListenerResponse) => void) | undefined
+  const child = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const child = fork(script, [], { execArgv: ["--import", "tsx", "--max-old-space-size=4096"], stdio: "inherit" })
+      child.on("message", (response: ListenerResponse) => {
+        if (response.type === "ready") Deferred.unsafeDone(ready, Effect.void)
+        else waiting?.(response)
+      })
+      child.on("exit", (code) => Deferred.unsafeDone(ready, Effect.fail(new Error(`the listeners' process exited (${code})`))))
+      return child
+    }),
+    (child) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
+  )
+  yield* Deferred.await(ready).pipe(Effect.timeout("30 seconds"), Effect.mapError((e) => new Error(String(e))))
 
-const connect = (baseUrl: string, path: string, userId: number, listeners: Array<Listener>, requests: Set<Http.ClientRequest>) =>
-  new Promise<Listener>((resolve) => {
-    const listener: Listener = { userId, opened: undefined, events: [], ended: undefined, status: undefined }
-    listeners.push(listener)
-    const parser = createParser({
-      onEvent: (event) => {
-        if (event.event !== "restock") return
-        const at = now()
-        const data = JSON.parse(event.data) as { readonly sentAt: string }
-        listener.events.push({ at, sentAt: Date.parse(data.sentAt), id: event.id ?? "" })
+  const ask = (request: ListenerRequest) =>
+    Effect.async<ListenerResponse>((resume) => {
+      waiting = (response) => {
+        waiting = undefined
+        resume(Effect.succeed(response))
       }
+      child.send(request)
     })
-    const request = Http.get(`${baseUrl}${path}`, { agent: false, headers: { accept: "text/event-stream" } }, (response) => {
-      listener.status = response.statusCode
-      response.setEncoding("utf8")
-      response.on("data", (chunk: string) => {
-        if (listener.opened === undefined) {
-          listener.opened = now()
-          resolve(listener)
-        }
-        parser.feed(chunk)
-      })
-      response.on("end", () => {
-        listener.ended ??= "end"
-        resolve(listener)
-      })
-      response.on("error", () => {
-        listener.ended ??= "error"
-        resolve(listener)
-      })
-    })
-    requests.add(request)
-    request.on("error", () => {
-      listener.ended ??= "error"
-      resolve(listener)
-    })
-  })
 
-/**
- * Opens one stream per user (`pathOf(userId)`), `concurrency` connection
- * attempts at a time, and answers once every one is open (or has failed).
- */
-export const openListeners = (
-  baseUrl: string,
-  userIds: ReadonlyArray<number>,
-  pathOf: (userId: number) => string,
-  concurrency = 100
-): Effect.Effect<ReadonlyArray<Listener>, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const listeners: Array<Listener> = []
-    const requests = new Set<Http.ClientRequest>()
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        for (const request of requests) request.destroy()
-      })
-    )
-    yield* Effect.forEach(userIds, (userId) => Effect.promise(() => connect(baseUrl, pathOf(userId), userId, listeners, requests)), {
-      concurrency,
-      discard: true
-    })
-    return listeners
-  })
+  return {
+    open: (urls, concurrency) =>
+      Effect.map(ask({ type: "open", urls, concurrency }), (response) =>
+        response.type === "opened" ? response : { open: 0, seconds: Number.NaN }),
+    report: Effect.flatMap(ask({ type: "report" }), (response) =>
+      response.type === "report" ? Effect.succeed(response) : Effect.dieMessage("unexpected answer"))
+  }
+})
