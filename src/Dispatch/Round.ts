@@ -25,6 +25,7 @@
  * as they come, not in subscription order, so one slow send holds up only
  * its own slot, never the sends after it.
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -91,10 +92,10 @@ export const dispatchRound = (input: DispatchInput) =>
     const feed = yield* DeliveryFeed
     const settings = yield* DispatchSettings
     const links = yield* UnsubscribeLinks
+    const clock = yield* Effect.clock
     const { halt, onProgress, owner, product, round } = input
     const { productId, restockRound } = round
     const haltWith = (reason: Halt) => Deferred.succeed(halt, reason)
-    const roundScope = yield* Effect.scope
     const durably = makeDurably(settings.storageRetryWindow, (message) => haltWith(Halt.StorageFailed({ message })))
 
     // Sold out: the watch completes `halt` as soon as stock ≤ the minimum is visible. The
@@ -180,8 +181,8 @@ export const dispatchRound = (input: DispatchInput) =>
      */
     const send = (subscriber: Subscriber, position: number, sentAt: Date, page: Tracer.Span): Effect.Effect<void> =>
       Effect.zipRight(
-        Effect.clockWith((clock) =>
-          Metric.update(Metrics.sendStartLag, Math.max(0, clock.unsafeCurrentTimeMillis() - sentAt.getTime()) / 1000)
+        Effect.sync(() =>
+          Metrics.sendStartLag.unsafeUpdate(Math.max(0, clock.unsafeCurrentTimeMillis() - sentAt.getTime()) / 1000, [])
         ),
         attemptThenRetry(
           // Its fields come from decoded rows: validating them again per send costs more than the rest.
@@ -197,25 +198,34 @@ export const dispatchRound = (input: DispatchInput) =>
             { disableValidation: true }
           )
         ).pipe(
-          Effect.matchEffect({
-            onFailure: (error) => Effect.as(haltWith(Halt.SendGaveUp({ message: error.message })), false),
-            onSuccess: () => Effect.succeed(true)
+          Effect.matchCauseEffect({
+            onFailure: (cause) => {
+              // Interrupted (the round is ending): nothing to settle; the interruption goes on.
+              if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+              // A notifier that throws is a failed send too: its turn must still settle, or its
+              // slot would never come back and the round would wait for it forever.
+              const failure = Cause.failureOption(cause)
+              const message = Option.isSome(failure)
+                ? failure.value.message
+                : `the notifier failed unexpectedly: ${describeCause(Cause.squash(cause))}`
+              return Effect.zipRight(haltWith(Halt.SendGaveUp({ message })), settle(subscriber, position, page, undefined))
+            },
+            onSuccess: () => settle(subscriber, position, page, sentAt)
           }),
-          // A notifier that throws is a failed send too: its turn must still settle, or its slot
-          // would never come back and the round would wait for it forever.
-          Effect.catchAllDefect((defect) =>
-            Effect.as(haltWith(Halt.SendGaveUp({ message: `the notifier failed unexpectedly: ${describeCause(defect)}` })), false)
-          ),
-          Effect.tap((succeeded) => pages.settled(page, succeeded)),
-          Effect.flatMap((succeeded) =>
-            commit.settle({
-              position,
-              userId: subscriber.userId,
-              succeeded,
-              delivery: succeeded ? { userId: subscriber.userId, sentAt } : undefined
-            })
-          )
+          Effect.asVoid
         )
+      )
+
+    /** A send's outcome: its page told, its turn to the group commit (`sentAt` only when it succeeded). */
+    const settle = (subscriber: Subscriber, position: number, page: Tracer.Span, sentAt: Date | undefined) =>
+      Effect.zipRight(
+        pages.settled(page, sentAt !== undefined),
+        commit.settle({
+          position,
+          userId: subscriber.userId,
+          succeeded: sentAt !== undefined,
+          delivery: sentAt === undefined ? undefined : { userId: subscriber.userId, sentAt }
+        })
       )
 
     /**
@@ -248,7 +258,7 @@ export const dispatchRound = (input: DispatchInput) =>
             yield* haltWith(Halt.AudienceReached())
             break
           }
-          const now = yield* Clock.currentTimeMillis
+          const now = clock.unsafeCurrentTimeMillis()
           if (now >= windowClosesAt && sendWindow !== null) {
             // Not a send: the slot goes back while the round waits, so what is in flight is recorded.
             yield* unrecorded.release(1)
@@ -260,8 +270,11 @@ export const dispatchRound = (input: DispatchInput) =>
           const page = yield* pages.started
           sendsStarted++
           // Traced by its page, never on its own (nor the notifier's requests): the start loop
-          // runs with the tracer off, and each send's fiber inherits that.
-          yield* Effect.forkIn(send(subscriber, position, sentAt, page), roundScope)
+          // runs with the tracer off, and each send's fiber inherits that. A child of the loop,
+          // not of the round's scope: the loop outlives every send (it drains the window of
+          // unrecorded sends before it returns), and a fork into a scope registers and removes
+          // a finalizer per send.
+          yield* Effect.fork(send(subscriber, position, sentAt, page))
           return true
         }
         yield* unrecorded.release(1)

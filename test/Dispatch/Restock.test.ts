@@ -244,6 +244,32 @@ describe("errors and resume", () => {
       recording: { failure: Recording.failUsers([UserId.make(k)], { reason: "Permanent", times: 1 }) }
     }))))
 
+  it.effect("a notifier that throws at user 30 ends the round CANCELED_BY_ERROR at 29, named as such; resume completes it", () =>
+    Effect.gen(function*() {
+      yield* seed({ subscribers: 60, stock: 10 })
+      const restock = yield* Restock
+      const failed = yield* runRound(productId)
+
+      expect(failed.status).toBe("CANCELED_BY_ERROR")
+      expect(failed.lastSentUserId).toBe(29)
+      expect(failed.error).toContain("the notifier failed unexpectedly")
+      expect(failed.error).toContain("the notifier broke")
+      const recorded = yield* recordedUsers(productId, failed.restockRound)
+      expect(failed.sentCount).toBe(recorded.length)
+      expect(recorded).not.toContain(30)
+
+      yield* restock.resume(productId)
+      const done = yield* finish(productId, failed.restockRound)
+      expect(done.status).toBe("COMPLETED")
+      const all = yield* recordedUsers(productId, done.restockRound)
+      expect([...all].sort((a, b) => a - b)).toEqual(users(1, 60))
+    }).pipe(Effect.provide(engine({
+      recording: {
+        onReceive: (call) =>
+          call.notification.userId === 30 && call.attempt === 1 ? Effect.die(new Error("the notifier broke")) : Effect.void
+      }
+    }))))
+
   it.effect("overlapping sends that complete out of order, with a failure in the middle: the prefix stays contiguous", () =>
     Effect.gen(function*() {
       yield* seed({ subscribers: 60, stock: 10 })
