@@ -12,11 +12,13 @@
  *       (`last_sent_user_id`) advances over what has been recorded
  *     → terminal status, written after every record before it.
  *
- * Each job has a module of its own: the settings (`Settings.ts`), the
- * instrumented notifier (`InstrumentedNotifier.ts`), the storage retry
- * (`Durably.ts`), the lease heartbeat (`LeaseHeartbeat.ts`), the window of
- * unrecorded sends (`Window.ts`) and the group commit (`GroupCommit.ts`);
- * this module is the start loop that joins them.
+ * Each job has a module of its own: the settings (`Settings.ts`), one send
+ * with its retries and its outcome (`Send.ts`, over `SendPolicy.ts` and
+ * `InstrumentedNotifier.ts`), the storage retry (`Durably.ts`), the lease
+ * heartbeat (`LeaseHeartbeat.ts`), the window of unrecorded sends
+ * (`Window.ts`), the wait for a closed send window (`WindowWait.ts`) and the
+ * group commit (`GroupCommit.ts`); this module is the start loop that joins
+ * them.
  *
  * Durability: a send holds its slot of the window from before it starts
  * until its record is committed, so at most `unrecordedWindow` sends are
@@ -25,17 +27,12 @@
  * as they come, not in subscription order, so one slow send holds up only
  * its own slot, never the sends after it.
  */
-import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
-import type * as Tracer from "effect/Tracer"
-import { Notification } from "../Domain/Delivery.js"
-import { describeCause } from "../Domain/Errors.js"
 import type { Product } from "../Domain/Product.js"
 import type { Round } from "../Domain/Round.js"
 import type { Subscriber } from "../Domain/Subscription.js"
@@ -49,13 +46,12 @@ import { UnsubscribeLinks } from "../Unsubscribe/Links.js"
 import { makeDurably } from "./Durably.js"
 import * as GroupCommit from "./GroupCommit.js"
 import { Halt, terminalOutcome } from "./Halt.js"
-import { instrument } from "./InstrumentedNotifier.js"
 import { keepLease } from "./LeaseHeartbeat.js"
 import { RateLimiter } from "./RateLimiter/RateLimiter.js"
-import { makeAttemptThenRetry } from "./SendPolicy.js"
-import * as SendWindow from "./SendWindow.js"
+import * as Send from "./Send.js"
 import { DispatchSettings, unrecordedWindow } from "./Settings.js"
 import { makeUnrecordedWindow } from "./Window.js"
+import * as WindowWait from "./WindowWait.js"
 
 /**
  * The fair share of scarce stock (SPEC §3.11): how many sends a round may
@@ -88,7 +84,7 @@ export const dispatchRound = (input: DispatchInput) =>
     const repo = yield* Repo
     const stockCache = yield* StockCache
     const limiter = yield* RateLimiter
-    const notifier = instrument(yield* Notifier)
+    const notifier = yield* Notifier
     const feed = yield* DeliveryFeed
     const settings = yield* DispatchSettings
     const links = yield* UnsubscribeLinks
@@ -134,99 +130,19 @@ export const dispatchRound = (input: DispatchInput) =>
     /** Sends this attempt has started; with the round's `sentCount` before it, what the fair share counts. */
     let sendsStarted = 0
     const audienceCap = fairShare(product)
-    const sendWindow = settings.sendWindow
-    /** When the send window closes next (never without one); the clock is compared with it per send. */
-    let windowClosesAt = sendWindow === null
-      ? Number.POSITIVE_INFINITY
-      : SendWindow.nextClosing(sendWindow, yield* Clock.currentTimeMillis)
-
-    /** Writes `waiting_until` and tells the progress listeners; `false` if the round cannot go on. */
-    const markWaiting = (waitingUntil: Date | null, now: number): Effect.Effect<boolean> =>
-      durably(repo.setWaitingUntil(productId, restockRound, owner, waitingUntil, new Date(now))).pipe(
-        Effect.flatMap((changed) => Effect.as(onProgress(changed), true)),
-        Effect.catchTags({
-          LeaseLost: () => Effect.as(haltWith(Halt.LeaseLost()), false),
-          // `durably` has halted the round already: it stops as for a record it could not write.
-          StorageUnavailable: () => Effect.succeed(false)
-        })
-      )
-
-    /**
-     * Records that the round waits for the window, waits (through `Clock`) until it opens or the
-     * round is halted, and records that it goes on. Answers whether it may go on. The lease
-     * heartbeat and the sold-out watch keep running meanwhile; sends in flight settle and are
-     * recorded as they would be anyway.
-     */
-    const waitForWindow = (window: SendWindow.SendWindow, now: number): Effect.Effect<boolean> =>
-      Effect.gen(function*() {
-        const opensAt = SendWindow.nextOpening(window, now)
-        yield* Effect.logInfo(`send window ${window.description} closed: waiting until ${new Date(opensAt).toISOString()}`)
-        if (!(yield* markWaiting(new Date(opensAt), now))) return false
-        yield* Effect.raceFirst(Effect.sleep(Math.max(0, opensAt - now)), Deferred.await(halt))
-        if (yield* Deferred.isDone(halt)) return false
-        const openedAt = yield* Clock.currentTimeMillis
-        windowClosesAt = SendWindow.nextClosing(window, openedAt)
-        return yield* markWaiting(null, openedAt)
-      })
-
-    const attemptThenRetry = makeAttemptThenRetry(
-      { notifier, limiter },
-      { retries: settings.retries, onRetry: () => Metric.increment(Metrics.retries) }
-    )
-
-    /**
-     * The send, forked: its outcome goes to the group commit, which gives its slot back.
-     * How long the fork waited to run is measured: a stall here bunches requests on their
-     * way to the sender as much as one there would.
-     */
-    const send = (subscriber: Subscriber, position: number, sentAt: Date, page: Tracer.Span): Effect.Effect<void> =>
-      Effect.zipRight(
-        Effect.sync(() =>
-          Metrics.sendStartLag.unsafeUpdate(Math.max(0, clock.unsafeCurrentTimeMillis() - sentAt.getTime()) / 1000, [])
-        ),
-        attemptThenRetry(
-          // Its fields come from decoded rows: validating them again per send costs more than the rest.
-          new Notification(
-            {
-              userId: subscriber.userId,
-              productId,
-              productName: product.name,
-              restockRound,
-              sentAt,
-              unsubscribeUrl: links.linkOf(productId, subscriber.userId)
-            },
-            { disableValidation: true }
-          )
-        ).pipe(
-          Effect.matchCauseEffect({
-            onFailure: (cause) => {
-              // Interrupted (the round is ending): nothing to settle; the interruption goes on.
-              if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-              // A notifier that throws is a failed send too: its turn must still settle, or its
-              // slot would never come back and the round would wait for it forever.
-              const failure = Cause.failureOption(cause)
-              const message = Option.isSome(failure)
-                ? failure.value.message
-                : `the notifier failed unexpectedly: ${describeCause(Cause.squash(cause))}`
-              return Effect.zipRight(haltWith(Halt.SendGaveUp({ message })), settle(subscriber, position, page, undefined))
-            },
-            onSuccess: () => settle(subscriber, position, page, sentAt)
-          }),
-          Effect.asVoid
-        )
-      )
-
-    /** A send's outcome: its page told, its turn to the group commit (`sentAt` only when it succeeded). */
-    const settle = (subscriber: Subscriber, position: number, page: Tracer.Span, sentAt: Date | undefined) =>
-      Effect.zipRight(
-        pages.settled(page, sentAt !== undefined),
-        commit.settle({
-          position,
-          userId: subscriber.userId,
-          succeeded: sentAt !== undefined,
-          delivery: sentAt === undefined ? undefined : { userId: subscriber.userId, sentAt }
-        })
-      )
+    const windowWait = yield* WindowWait.make(settings.sendWindow, { repo, durably, productId, restockRound, owner, halt, onProgress })
+    const send = Send.make({
+      notifier,
+      limiter,
+      links,
+      clock,
+      round,
+      product,
+      retries: settings.retries,
+      pages,
+      commit,
+      halt
+    })
 
     /**
      * Takes one subscriber's turn: starts its send, or passes on a user
@@ -259,10 +175,10 @@ export const dispatchRound = (input: DispatchInput) =>
             break
           }
           const now = clock.unsafeCurrentTimeMillis()
-          if (now >= windowClosesAt && sendWindow !== null) {
+          if (now >= windowWait.closesAt()) {
             // Not a send: the slot goes back while the round waits, so what is in flight is recorded.
             yield* unrecorded.release(1)
-            if (yield* waitForWindow(sendWindow, now)) continue
+            if (yield* windowWait.untilOpen(now)) continue
             yield* Ref.set(cutShort, true)
             return false
           }
