@@ -3,13 +3,14 @@
  * (fenced by the round's lease, each user at most once a round), a round's
  * recipients and a user's deliveries.
  */
+import type * as SqlConnection from "@effect/sql/SqlConnection"
 import type * as Statement from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import { Delivery, type DeliveryRecord, Recipient } from "../Domain/Delivery.js"
 import { HistoryPruned } from "../Domain/Errors.js"
 import type { ProductId, RestockRound, UserId } from "../Domain/Ids.js"
 import { Round } from "../Domain/Round.js"
-import type { Page, RepoShape } from "./Repo.js"
+import type { Page, RecordedBatch, RepoShape } from "./Repo.js"
 import { decodeAll, decodeRecipientRows, DeliveryRow, RecipientRow } from "./Rows.js"
 import { leaseLost, limitOf, maxRowsPerStatement, orUnavailable, type SqlContext } from "./SqlShared.js"
 
@@ -79,7 +80,7 @@ export const makeDeliveries = (
    * batch is the caller's round with this batch's changes (read back only
    * when a user was recorded before).
    */
-  const recordDeliveries: RepoShape["recordDeliveries"] = (round, owner, batch) =>
+  const recordInTransaction: RepoShape["recordDeliveries"] = (round, owner, batch) =>
     transaction(
       Effect.gen(function*() {
         const { productId, restockRound } = round
@@ -134,6 +135,104 @@ export const makeDeliveries = (
         return { deliveries, round: written }
       })
     ).pipe(orUnavailable("recordDeliveries"))
+
+  /**
+   * The same batch, on MariaDB, as four plain round trips on one reserved
+   * connection (`START TRANSACTION`, the fence, the insert that answers its
+   * rows, `COMMIT`), each sent straight to the driver. `recordInTransaction`
+   * runs the same statements through `withTransaction` and the statement
+   * builder: a batch of 7 allocated 235 KiB and took 2.6 ms of CPU there
+   * (measured one batch after another), and at 500/s a batch comes every 6–7
+   * sends. Answers `undefined`, having rolled back, when a user of the batch
+   * was recorded before (a rare repeat, which needs the correction and the
+   * read-back of the general path) or a statement failed: the general path
+   * then runs the batch again, which is safe whatever this attempt left
+   * (inserts skip recorded users, the fence holds, a rolled-back or lost
+   * commit is rerun as a repeat).
+   */
+  const recordOnOneConnection = (
+    round: Round,
+    owner: string,
+    batch: Parameters<RepoShape["recordDeliveries"]>[2]
+  ): Effect.Effect<RecordedBatch | "lease lost" | undefined> => {
+    const { productId, restockRound } = round
+    const recording = batch.deliveries.length
+    const now = at(batch.now)
+    let fence = "UPDATE product_notification_history SET updated_at = ?"
+    const fenceParams: Array<unknown> = [now]
+    if (recording > 0) {
+      fence += ", sent_count = sent_count + ?"
+      fenceParams.push(recording)
+    }
+    if (batch.lastSentUserId !== undefined) {
+      fence += ", last_sent_user_id = ?"
+      fenceParams.push(batch.lastSentUserId)
+    }
+    fence += " WHERE product_id = ? AND restock_round = ? AND status = 'IN_PROGRESS' AND lease_owner = ?"
+    fenceParams.push(productId, restockRound, owner)
+    const insertParams: Array<unknown> = []
+    for (const delivery of batch.deliveries) insertParams.push(productId, delivery.userId, restockRound, at(delivery.sentAt))
+    const insert = "INSERT IGNORE INTO product_user_notification_history (product_id, user_id, restock_round, sent_at) VALUES " +
+      Array.from({ length: recording }, () => "(?, ?, ?, ?)").join(", ") + " RETURNING id, user_id AS userId, sent_at AS sentAt"
+
+    const writes = (connection: SqlConnection.Connection) =>
+      Effect.gen(function*() {
+        const fenced = yield* connection.executeRaw(fence, fenceParams)
+        if (dialect.affectedRows(fenced) === 0) return "lease lost" as const
+        if (recording === 0) return []
+        // Unprepared, as in `insertSlice`: a prepared statement per batch size would pile up.
+        const inserted = yield* connection.executeUnprepared(insert, insertParams, undefined).pipe(
+          Effect.flatMap(decodeRecipientRows)
+        )
+        return inserted.length === recording ? inserted : undefined
+      })
+
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.scoped(Effect.gen(function*() {
+        const connection = yield* sql.reserve
+        yield* connection.executeRaw("START TRANSACTION", [])
+        const written = yield* Effect.exit(restore(writes(connection)))
+        const rows = written._tag === "Success" ? written.value : undefined
+        if (rows === undefined || rows === "lease lost") {
+          yield* connection.executeRaw("ROLLBACK", [])
+          if (written._tag === "Failure") return yield* Effect.failCause(written.cause)
+          return rows
+        }
+        yield* connection.executeRaw("COMMIT", [])
+        return {
+          deliveries: [...rows].sort((a, b) => a.id - b.id).map((row) =>
+            new Delivery({
+              id: row.id,
+              productId,
+              productName: batch.productName,
+              userId: row.userId,
+              restockRound,
+              sentAt: row.sentAt
+            }, { disableValidation: true })
+          ),
+          round: new Round({
+            ...round,
+            sentCount: round.sentCount + rows.length,
+            lastSentUserId: batch.lastSentUserId ?? round.lastSentUserId,
+            updatedAt: batch.now
+          }, { disableValidation: true })
+        } satisfies RecordedBatch
+      }))
+    ).pipe(
+      // Any database failure: the general path runs the batch again, with its own retries.
+      Effect.catchTag("SqlError", () => Effect.succeed(undefined))
+    )
+  }
+
+  const recordDeliveries: RepoShape["recordDeliveries"] = (round, owner, batch) =>
+    dialect.name === "mysql" && dialect.insertReturning && batch.deliveries.length <= maxRowsPerStatement
+      ? Effect.flatMap(recordOnOneConnection(round, owner, batch), (recorded) =>
+        recorded === "lease lost"
+          ? leaseLost(round.productId, round.restockRound, owner)
+          : recorded === undefined
+          ? recordInTransaction(round, owner, batch)
+          : Effect.succeed(recorded))
+      : recordInTransaction(round, owner, batch)
 
   const recipients: RepoShape["recipients"] = (productId, restockRound, { afterId, limit }) =>
     Effect.gen(function*() {
