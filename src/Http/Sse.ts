@@ -96,6 +96,10 @@ export class OpenStreams extends Context.Tag("restock/Http/OpenStreams")<OpenStr
       const timer = Effect.gen(function*() {
         let nextPing = clock.unsafeCurrentTimeMillis() + intervalMillis
         while (true) {
+          // Made before the wake is planned, with nothing that yields between the two: a stream
+          // opened at any moment after this either finds its expiry planned or wakes the timer.
+          const wake = yield* Deferred.make<void>()
+          rescheduled = wake
           const now = clock.unsafeCurrentTimeMillis()
           if (now >= nextPing) {
             for (const channel of open) channel.send(ping)
@@ -103,8 +107,6 @@ export class OpenStreams extends Context.Tag("restock/Http/OpenStreams")<OpenStr
           }
           while (expiries.earliest !== undefined && expiries.earliest.at <= now) expiries.pop()!.channel?.finish()
           plannedWake = Math.min(nextPing, expiries.earliest?.at ?? Number.POSITIVE_INFINITY)
-          const wake = yield* Deferred.make<void>()
-          rescheduled = wake
           yield* Effect.raceFirst(clock.sleep(Duration.millis(plannedWake - now)), Deferred.await(wake))
         }
       })
@@ -116,9 +118,14 @@ export class OpenStreams extends Context.Tag("restock/Http/OpenStreams")<OpenStr
         })
       )
 
+      // The first bytes of every stream, queued as it opens (before anything else can be): a
+      // client learns the stream is open without waiting for the first event or ping.
+      const opening = Sse.encoder.write(new Sse.Retry({ duration: config.retry, lastEventId: undefined }))
+
       return {
         open: ({ closesAt, onOverflow }) => {
           const channel = new SseChannel(config.bufferBytes, onOverflow)
+          channel.send(opening)
           if (closing) {
             channel.finish()
             return channel
@@ -151,16 +158,9 @@ const headers = {
   "x-accel-buffering": "no"
 } as const
 
-/**
- * The `text/event-stream` response whose body is `channel`. Its first bytes,
- * a `retry:` field, are queued at once: a client learns the stream is open
- * without waiting for the first event or ping.
- */
-export const responseOf = (channel: SseChannel): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
-  Effect.map(SseConfig, (config) => {
-    channel.send(Sse.encoder.write(new Sse.Retry({ duration: config.retry, lastEventId: undefined })))
-    return HttpServerResponse.raw(channel, { contentType: "text/event-stream", headers })
-  })
+/** The `text/event-stream` response whose body is `channel`. */
+export const responseOf = (channel: SseChannel): HttpServerResponse.HttpServerResponse =>
+  HttpServerResponse.raw(channel, { contentType: "text/event-stream", headers })
 
 /**
  * A `text/event-stream` response of `events` (already encoded), written at
@@ -179,7 +179,7 @@ export const response = (
       Effect.ensuring(Effect.sync(() => channel.finish())),
       Effect.forkScoped
     )
-    return yield* responseOf(channel)
+    return responseOf(channel)
   })
 
 /**

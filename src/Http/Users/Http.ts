@@ -48,9 +48,10 @@ export const HttpUsersLive = HttpApiBuilder.group(Api, "users", (handlers) =>
             end: () => channel.finish(),
             overflow: () => channel.dropClient()
           }).pipe(
-            // No stream to answer with: the channel goes, and the request gets its error status.
-            Effect.tapError(() => Effect.sync(() => channel.destroy()))
+            // No stream to answer with (the feed refused, or the request went away): the channel
+            // goes, uncounted, and the request gets its error status.
+            Effect.onError(() => Effect.sync(() => channel.destroy()))
           )
-          return yield* Sse.responseOf(channel)
+          return Sse.responseOf(channel)
         }))
   }))
