@@ -1,7 +1,7 @@
 /**
  * What every `DeliveryFeed` adapter guarantees: a listener sees the
  * deliveries of its own user, in publish order, from the moment `subscribe`
- * returns; every listener of a user sees them; a listener that falls more
+ * (or `listen`, its callback form) returns; every listener of a user sees them; a listener that falls more
  * than its buffer behind is dropped with `FeedOverflow` while the others go
  * on; closing a listener's scope ends its stream.
  *
@@ -53,6 +53,33 @@ export const deliveryFeedContract = (name: string, underTest: DeliveryFeedUnderT
 
         const received = yield* take(stream, 4)
         expect(received).toEqual(batches.flat().filter((d) => d.userId === 1))
+      }))
+
+    it.scopedLive("a callback listener is called with its user's deliveries in publish order, until its scope closes", () =>
+      Effect.gen(function*() {
+        const [publisher, listener] = yield* Effect.map(underTest.makeFeeds(2), (feeds) => [feeds[0]!, feeds.at(-1)!])
+        const heard: Array<Delivery> = []
+        let ended = 0
+        const scope = yield* Scope.make()
+        yield* listener.listen(UserId.make(21), { deliver: (d) => heard.push(d), ended: () => (ended += 1) }).pipe(
+          Scope.extend(scope)
+        )
+        const first = [delivery(21), delivery(22), delivery(21, 8)]
+        yield* publisher.publish(first)
+        yield* Effect.gen(function*() {
+          while (heard.length < 2) yield* Effect.sleep("10 millis")
+        }).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("the deliveries never came") }))
+        expect(heard).toEqual(first.filter((d) => d.userId === 21))
+
+        yield* Scope.close(scope, Exit.void)
+        yield* publisher.publish([delivery(21)])
+        // A later listener of the same user hears the next one: the closed one must not.
+        const after = yield* listener.subscribe(UserId.make(21), { bufferSize: 10 })
+        const next = delivery(21)
+        yield* publisher.publish([next])
+        expect(yield* take(after, 1)).toEqual([next])
+        expect(heard).toHaveLength(2)
+        expect(ended).toBe(0)
       }))
 
     it.scopedLive("two listeners of one user both see every delivery", () =>
