@@ -72,8 +72,8 @@ export const deliveryFeedContract = (name: string, underTest: DeliveryFeedUnderT
         expect(heard).toEqual(first.filter((d) => d.userId === 21))
 
         yield* Scope.close(scope, Exit.void)
-        yield* publisher.publish([delivery(21)])
-        // A later listener of the same user hears the next one: the closed one must not.
+        // A later listener of the same user hears the next one (by then, over Redis too, it has
+        // reached every process): the closed one must not.
         const after = yield* listener.subscribe(UserId.make(21), { bufferSize: 10 })
         const next = delivery(21)
         yield* publisher.publish([next])
