@@ -27,6 +27,35 @@ const chunksOf = <A>(items: ReadonlyArray<A>, size: number): ReadonlyArray<Reado
   return chunks
 }
 
+/** A batch's recorded rows as deliveries, in id order (the order they were recorded in). */
+const deliveriesOf = (round: Round, productName: string, rows: ReadonlyArray<RecipientRow>): Array<Delivery> =>
+  [...rows].sort((a, b) => a.id - b.id).map((row) =>
+    new Delivery({
+      id: row.id,
+      productId: round.productId,
+      productName,
+      userId: row.userId,
+      restockRound: round.restockRound,
+      sentAt: row.sentAt
+    }, { disableValidation: true })
+  )
+
+/**
+ * The round after a batch that added `inserted` records: computed, not read
+ * back, since the fence proves its owner is the only writer.
+ */
+const roundAfter = (
+  round: Round,
+  inserted: number,
+  batch: { readonly lastSentUserId: UserId | undefined; readonly now: Date }
+): Round =>
+  new Round({
+    ...round,
+    sentCount: round.sentCount + inserted,
+    lastSentUserId: batch.lastSentUserId ?? round.lastSentUserId,
+    updatedAt: batch.now
+  }, { disableValidation: true })
+
 export const makeDeliveries = (
   { dialect, queries, reads, sql, transaction }: SqlContext
 ): Pick<RepoShape, "recordDeliveries" | "recipients" | "deliveriesOfUser"> => {
@@ -112,26 +141,10 @@ export const makeDeliveries = (
             WHERE product_id = ${productId} AND restock_round = ${restockRound}`
         }
 
-        const deliveries = rows
-          .sort((a, b) => a.id - b.id)
-          .map((row) =>
-            new Delivery({
-              id: row.id,
-              productId,
-              productName: batch.productName,
-              userId: row.userId,
-              restockRound,
-              sentAt: row.sentAt
-            }, { disableValidation: true })
-          )
+        const deliveries = deliveriesOf(round, batch.productName, rows)
         const written = repeated
           ? yield* reads.roundJustWritten(productId, restockRound)
-          : new Round({
-            ...round,
-            sentCount: round.sentCount + inserted,
-            lastSentUserId: batch.lastSentUserId ?? round.lastSentUserId,
-            updatedAt: batch.now
-          }, { disableValidation: true })
+          : roundAfter(round, inserted, batch)
         return { deliveries, round: written }
       })
     ).pipe(orUnavailable("recordDeliveries"))
@@ -200,22 +213,8 @@ export const makeDeliveries = (
         }
         yield* connection.executeRaw("COMMIT", [])
         return {
-          deliveries: [...rows].sort((a, b) => a.id - b.id).map((row) =>
-            new Delivery({
-              id: row.id,
-              productId,
-              productName: batch.productName,
-              userId: row.userId,
-              restockRound,
-              sentAt: row.sentAt
-            }, { disableValidation: true })
-          ),
-          round: new Round({
-            ...round,
-            sentCount: round.sentCount + rows.length,
-            lastSentUserId: batch.lastSentUserId ?? round.lastSentUserId,
-            updatedAt: batch.now
-          }, { disableValidation: true })
+          deliveries: deliveriesOf(round, batch.productName, rows),
+          round: roundAfter(round, rows.length, batch)
         } satisfies RecordedBatch
       }))
     ).pipe(
