@@ -19,7 +19,7 @@ import { Product } from "../../src/Domain/Product.js"
 import { Round } from "../../src/Domain/Round.js"
 import type { Subscriber } from "../../src/Domain/Subscription.js"
 import { DeliveryFeed } from "../../src/Feed/Feed.js"
-import { Notifier } from "../../src/Notifier/Notifier.js"
+import { instantNotifier } from "./Stack.js"
 import { Repo, type RepoShape } from "../../src/Repo/Repo.js"
 import { StockCache, type StockCacheShape } from "../../src/StockCache/StockCache.js"
 import { UnsubscribeLinks } from "../../src/Unsubscribe/Links.js"
@@ -128,7 +128,7 @@ export const engineAlone = (subscribers: number) =>
         listen: () => Effect.dieMessage("not used"),
         subscribe: () => Effect.dieMessage("not used")
       }),
-      Layer.succeed(Notifier, { send: () => Effect.void }),
+      instantNotifier,
       RateLimiterMemory.layer({ limitPerSecond: 1_000_000 }),
       Layer.succeed(DispatchSettings, DispatchSettings.defaults),
       UnsubscribeLinks.layer({ publicUrl: "http://127.0.0.1:8080", secret: "bench-secret" })

@@ -5,7 +5,7 @@
  * ports the dispatch calls (to say where a round's time goes).
  */
 import type { SqlClient } from "@effect/sql"
-import { Effect, Layer, Stream } from "effect"
+import { Effect, Exit, Layer, Stream } from "effect"
 import type { DatabaseConfig } from "../../src/Config.js"
 import * as RateLimiterMemory from "../../src/Dispatch/RateLimiter/Memory.js"
 import { RateLimiter, type RateLimiterShape } from "../../src/Dispatch/RateLimiter/RateLimiter.js"
@@ -16,7 +16,7 @@ import { DispatchSettings, type DispatchSettingsShape } from "../../src/Dispatch
 import type { StorageUnavailable } from "../../src/Domain/Errors.js"
 import type { DeliveryFeed } from "../../src/Feed/Feed.js"
 import * as FeedRedis from "../../src/Feed/Redis.js"
-import { Notifier } from "../../src/Notifier/Notifier.js"
+import { Notifier, type NotifierShape } from "../../src/Notifier/Notifier.js"
 import { RedisConnection, type RedisConnectionShape } from "../../src/Redis.js"
 import * as Database from "../../src/Repo/Database.js"
 import { Repo, type RepoShape } from "../../src/Repo/Repo.js"
@@ -142,7 +142,20 @@ export const stack = (options: StackOptions): Layer.Layer<Stack, StorageUnavaila
   )
   const notifier = probe === undefined ? options.notifier : Layer.effect(
     Notifier,
-    Effect.map(Notifier, (notifier) => ({ send: (n: Parameters<typeof notifier.send>[0]) => probe.sends.time(notifier.send(n)) }))
+    Effect.map(Notifier, (notifier): NotifierShape => {
+      const start = notifier.start
+      return {
+        send: (n) => probe.sends.time(notifier.send(n)),
+        // The callback form timed too, or the probe would turn the dispatch onto the effect path.
+        start: start === undefined ? undefined : (n, done) => {
+          const startedAt = now()
+          return start(n, (outcome) => {
+            probe.sends.add(now() - startedAt, 1)
+            done(outcome)
+          })
+        }
+      }
+    })
   ).pipe(Layer.provide(options.notifier))
   const settings = Layer.succeed(DispatchSettings, { ...DispatchSettings.defaults, ...options.settings })
   const redis = probe === undefined ? options.redis : Layer.effect(
@@ -163,5 +176,11 @@ export const stack = (options: StackOptions): Layer.Layer<Stack, StorageUnavaila
   )
 }
 
-/** A sender that answers at once, in this process: what the dispatch costs without the network. */
-export const instantNotifier: Layer.Layer<Notifier> = Layer.succeed(Notifier, { send: () => Effect.void })
+/** A sender that answers at once, in this process (through its callback, as the webhook does): what the dispatch costs without the network. */
+export const instantNotifier: Layer.Layer<Notifier> = Layer.succeed(Notifier, {
+  send: () => Effect.void,
+  start: (_notification, done) => {
+    done(Exit.void)
+    return () => {}
+  }
+})

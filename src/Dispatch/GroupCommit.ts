@@ -14,7 +14,7 @@
  * window, so this bounds nothing more than it did. Within a batch, turns are
  * written in subscription order, so recipients' ids mostly follow it.
  *
- * Each batch gives its sends' slots of the window back once it is written,
+ * Each batch gives its turns' slots of the window back once it is written,
  * whatever happened: the start loop must see a halt, never hang.
  */
 import * as Chunk from "effect/Chunk"
@@ -69,8 +69,12 @@ export interface GroupCommitOptions {
 }
 
 export interface GroupCommit {
-  /** Hands a settled turn to the writer (waits while a batch's worth is queued). */
-  readonly settle: (turn: Settled) => Effect.Effect<unknown>
+  /**
+   * Hands a settled turn to the writer, at once (a plain call: it is made
+   * from a send's callback). Every turn holds a slot of the window until its
+   * batch is written, so the queue never holds more than the window.
+   */
+  readonly settle: (turn: Settled) => void
   /** No more turns: the writer stops once it has written every one before. */
   readonly end: Effect.Effect<unknown>
   /** The writer: records batches until `end`; fails if the database stays away past the retry window. */
@@ -78,7 +82,8 @@ export interface GroupCommit {
 }
 
 export const make = (options: GroupCommitOptions): Effect.Effect<GroupCommit> =>
-  Effect.map(Queue.bounded<Option.Option<Settled>>(options.maxRecordBatch), (settled) => {
+  // Unbounded, but never longer than the window (see `settle`): an offer never waits.
+  Effect.map(Queue.unbounded<Option.Option<Settled>>(), (settled) => {
     const { durably, feed, maxRecordBatch, owner, productName, repo, unrecorded, windowSize } = options
     const prefix = makePrefixTracker<UserId>()
     // The round as this dispatcher last wrote it: each batch's write starts from it.
@@ -87,11 +92,9 @@ export const make = (options: GroupCommitOptions): Effect.Effect<GroupCommit> =>
     const recordBatch = (batch: ReadonlyArray<Settled>) =>
       Effect.suspend(() => {
         const deliveries: Array<DeliveryRecord> = []
-        let sends = 0
         for (const turn of [...batch].sort((a, b) => a.position - b.position)) {
           prefix.settle(turn.position, turn.succeeded, turn.userId)
           if (turn.delivery !== undefined) deliveries.push(turn.delivery)
-          if (turn.delivery !== undefined || !turn.succeeded) sends += 1
         }
         const lastSentUserId = prefix.advanced()
         return Effect.gen(function*() {
@@ -104,7 +107,7 @@ export const make = (options: GroupCommitOptions): Effect.Effect<GroupCommit> =>
           yield* options.onProgress(recorded.round)
         }).pipe(
           Effect.catchTag("LeaseLost", () => options.onLeaseLost),
-          Effect.ensuring(sends > 0 ? unrecorded.release(sends) : Effect.void)
+          Effect.ensuring(unrecorded.release(batch.length))
         )
       }).pipe(
         // Batches follow the sends closely (one every few sends at the limit): their queries would
@@ -132,7 +135,9 @@ export const make = (options: GroupCommitOptions): Effect.Effect<GroupCommit> =>
     })
 
     return {
-      settle: (turn) => Queue.offer(settled, Option.some(turn)),
+      settle: (turn) => {
+        settled.unsafeOffer(Option.some(turn))
+      },
       end: Queue.offer(settled, Option.none()),
       run
     }

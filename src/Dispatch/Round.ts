@@ -131,7 +131,8 @@ export const dispatchRound = (input: DispatchInput) =>
     let sendsStarted = 0
     const audienceCap = fairShare(product)
     const windowWait = yield* WindowWait.make(settings.sendWindow, { repo, durably, productId, restockRound, owner, halt, onProgress })
-    const send = Send.make({
+    // Built with the tracer off, as the loop runs: the fibers of retries inherit that.
+    const sends = yield* Effect.withTracerEnabled(Send.make({
       notifier,
       limiter,
       links,
@@ -142,7 +143,7 @@ export const dispatchRound = (input: DispatchInput) =>
       pages,
       commit,
       halt
-    })
+    }), false)
 
     /**
      * Takes one subscriber's turn: starts its send, or passes on a user
@@ -154,7 +155,10 @@ export const dispatchRound = (input: DispatchInput) =>
       Effect.gen(function*() {
         const position = positions++
         if (subscriber.alreadyRecorded) {
-          yield* commit.settle({ position, userId: subscriber.userId, succeeded: true, delivery: undefined })
+          // Not sent again, but it holds a slot until its batch is written like any turn: what
+          // keeps the writer's queue within the window.
+          yield* unrecorded.take
+          commit.settle({ position, userId: subscriber.userId, succeeded: true, delivery: undefined })
           return true
         }
         while (true) {
@@ -182,15 +186,11 @@ export const dispatchRound = (input: DispatchInput) =>
             yield* Ref.set(cutShort, true)
             return false
           }
-          const sentAt = new Date(now)
           const page = yield* pages.started
           sendsStarted++
-          // Traced by its page, never on its own (nor the notifier's requests): the start loop
-          // runs with the tracer off, and each send's fiber inherits that. A child of the loop,
-          // not of the round's scope: the loop outlives every send (it drains the window of
-          // unrecorded sends before it returns), and a fork into a scope registers and removes
-          // a finalizer per send.
-          yield* Effect.fork(send(subscriber, position, sentAt, page))
+          // Traced by its page, never on its own (nor the notifier's requests). The loop
+          // outlives every send: it drains the window of unrecorded sends before it returns.
+          sends.start(subscriber, position, new Date(now), page)
           return true
         }
         yield* unrecorded.release(1)
@@ -233,7 +233,11 @@ export const dispatchRound = (input: DispatchInput) =>
       // (Not on interruption: then the writer has failed, and the queue may be full.)
       yield* unrecorded.drain
       yield* commit.end
-    })
+    }).pipe(
+      // Stopped early (the writer failed, or the round is interrupted): the sends in flight
+      // stop with it, unsettled. (After a drain there are none.)
+      Effect.onExit(() => sends.interruptAll)
+    )
 
     if (yield* watch.isSoldOut) {
       // Started sold out (at or below the minimum): nothing is sent, the round ends CANCELED_BY_SOLD_OUT.

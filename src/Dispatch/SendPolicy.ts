@@ -84,16 +84,18 @@ const plural = (count: number) => (count === 1 ? "1 attempt" : `${count} attempt
  * The policy over one notifier and limiter, built once: what a round runs per
  * send, without looking either up in the context each time.
  *
- * The function it returns sends `notification`, assuming the caller already
+ * `attemptThenRetry(notification)` sends it, assuming the caller already
  * claimed the first attempt's start from the limiter; each retry claims its
- * own. It fails with the last `SendFailed` (its message says how many
- * attempts were made), or with the limiter's `StorageUnavailable`.
+ * own. `retryAfter(notification, attempt, failure)` goes on from a failed
+ * attempt made elsewhere (the dispatch makes its first attempts through the
+ * notifier's callback, and comes here only when one fails). Both fail with
+ * the last `SendFailed` (its message says how many attempts were made), or
+ * with the limiter's `StorageUnavailable`.
  */
-export const makeAttemptThenRetry = (
+export const makeRetryPolicy = (
   services: { readonly notifier: NotifierShape; readonly limiter: RateLimiterShape },
   options: SendPolicyOptions
-) =>
-(notification: Notification): Effect.Effect<Sent, SendFailed | StorageUnavailable> => {
+) => {
   const { limiter, notifier } = services
 
   const giveUp = (attempt: number, failure: SendFailed, why: string) =>
@@ -103,30 +105,43 @@ export const makeAttemptThenRetry = (
       retryAfter: failure.retryAfter
     })
 
-  const attemptFrom = (attempt: number): Effect.Effect<Sent, SendFailed | StorageUnavailable> =>
+  const retryAfter = (
+    notification: Notification,
+    attempt: number,
+    failure: SendFailed
+  ): Effect.Effect<Sent, SendFailed | StorageUnavailable> =>
+    Effect.gen(function*() {
+      if (failure.reason === "Permanent" || attempt > options.retries) {
+        return yield* Effect.fail(giveUp(attempt, failure, ""))
+      }
+      const wait = failure.retryAfter
+      if (wait !== undefined && Duration.greaterThan(wait, maxRetryAfter)) {
+        return yield* Effect.fail(
+          giveUp(attempt, failure, ` (it asked to wait ${Duration.format(wait)}, more than ${Duration.format(maxRetryAfter)})`)
+        )
+      }
+      const backoff = yield* jitteredBackoff(attempt)
+      const delay = wait === undefined ? backoff : Duration.max(backoff, wait)
+      if (options.onRetry !== undefined) {
+        yield* options.onRetry({ notification, attempt, failure, delay })
+      }
+      yield* Effect.sleep(delay)
+      yield* limiter.acquire
+      return yield* attemptFrom(notification, attempt + 1)
+    })
+
+  const attemptFrom = (notification: Notification, attempt: number): Effect.Effect<Sent, SendFailed | StorageUnavailable> =>
     notifier.send(notification).pipe(
       Effect.as<Sent>({ attempts: attempt }),
-      Effect.catchTag("SendFailed", (failure) =>
-        Effect.gen(function*() {
-          if (failure.reason === "Permanent" || attempt > options.retries) {
-            return yield* Effect.fail(giveUp(attempt, failure, ""))
-          }
-          const retryAfter = failure.retryAfter
-          if (retryAfter !== undefined && Duration.greaterThan(retryAfter, maxRetryAfter)) {
-            return yield* Effect.fail(
-              giveUp(attempt, failure, ` (it asked to wait ${Duration.format(retryAfter)}, more than ${Duration.format(maxRetryAfter)})`)
-            )
-          }
-          const backoff = yield* jitteredBackoff(attempt)
-          const delay = retryAfter === undefined ? backoff : Duration.max(backoff, retryAfter)
-          if (options.onRetry !== undefined) {
-            yield* options.onRetry({ notification, attempt, failure, delay })
-          }
-          yield* Effect.sleep(delay)
-          yield* limiter.acquire
-          return yield* attemptFrom(attempt + 1)
-        }))
+      Effect.catchTag("SendFailed", (failure) => retryAfter(notification, attempt, failure))
     )
 
-  return attemptFrom(1)
+  return { attemptThenRetry: (notification: Notification) => attemptFrom(notification, 1), retryAfter }
 }
+
+/** `makeRetryPolicy`'s `attemptThenRetry` alone. */
+export const makeAttemptThenRetry = (
+  services: { readonly notifier: NotifierShape; readonly limiter: RateLimiterShape },
+  options: SendPolicyOptions
+): (notification: Notification) => Effect.Effect<Sent, SendFailed | StorageUnavailable> =>
+  makeRetryPolicy(services, options).attemptThenRetry

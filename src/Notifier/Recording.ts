@@ -19,10 +19,12 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
+import * as Runtime from "effect/Runtime"
 import type { Notification } from "../Domain/Delivery.js"
 import type { UserId } from "../Domain/Ids.js"
-import { Notifier, SendFailed } from "./Notifier.js"
+import { Notifier, type NotifierShape, SendFailed } from "./Notifier.js"
 
 /** One `send` as the recording notifier received it. */
 export interface Call {
@@ -46,6 +48,13 @@ export interface RecordingOptions<R = never> {
   readonly failure?: FailureScript | undefined
   /** Runs on receipt, before the latency. */
   readonly onReceive?: ((call: Call) => Effect.Effect<void, never, R>) | undefined
+  /**
+   * Whether it also answers through a callback (`NotifierShape.start`), as
+   * the webhook does (default `true`): the dispatch then makes first attempts
+   * that way. `false` leaves it `send` alone, as a notifier written with
+   * effects only is.
+   */
+  readonly callback?: boolean | undefined
 }
 
 export interface RecordingShape {
@@ -106,6 +115,8 @@ export const make = <R = never>(
 ): Effect.Effect<Context.Context<Notifier | Recording>, never, R> =>
   Effect.gen(function*() {
     const context = yield* Effect.context<R>()
+    // The callback form runs `send` on a fiber of this runtime (its clock: the test's).
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     const calls: Array<Call> = []
     const attempts = new Map<string, number>()
     const { latency, onReceive } = options
@@ -134,7 +145,19 @@ export const make = <R = never>(
       calls: Effect.sync(() => calls.slice()),
       delivered: Effect.sync(() => calls.filter((call) => call.failure === undefined).map((call) => call.notification))
     }
-    return Context.make(Notifier, { send }).pipe(Context.add(Recording, recording))
+    const start: NonNullable<NotifierShape["start"]> = (notification, done) => {
+      let aborted = false
+      const fiber = runFork(send(notification))
+      fiber.addObserver((exit) => {
+        if (!aborted) done(exit)
+      })
+      return () => {
+        aborted = true
+        fiber.unsafeInterruptAsFork(FiberId.none)
+      }
+    }
+    const notifier = options.callback === false ? { send } : { send, start }
+    return Context.make(Notifier, notifier).pipe(Context.add(Recording, recording))
   })
 
 /** A recording `Notifier`, and the `Recording` to read it back. */

@@ -14,9 +14,17 @@
  * pass through the rate limiter like any other notifier's.
  */
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import { Notifier, type NotifierShape } from "./Notifier.js"
 
-export const make: NotifierShape = { send: () => Effect.void }
+export const make: NotifierShape = {
+  send: () => Effect.void,
+  // Accepted at once, without a fiber per send.
+  start: (_notification, done) => {
+    done(Exit.void)
+    return () => {}
+  }
+}
 
 export const layer: Layer.Layer<Notifier> = Layer.succeed(Notifier, make)

@@ -15,9 +15,9 @@
  * (and at 500/s, thousands of sockets in TIME_WAIT).
  */
 import * as Undici from "undici"
-import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { STATUS_CODES } from "node:http"
@@ -26,7 +26,7 @@ import type { Notification } from "../Domain/Delivery.js"
 import { describeCause } from "../Domain/Errors.js"
 import * as Deadlines from "./Deadlines.js"
 import type { Deadlines as DeadlinesShape, Timed } from "./Deadlines.js"
-import { Notifier, type NotifierShape, SendFailed } from "./Notifier.js"
+import { type Abort, Notifier, type NotifierShape, SendFailed, sendVia } from "./Notifier.js"
 
 export interface WebhookOptions {
   /** The sender's endpoint. */
@@ -74,7 +74,7 @@ class Exchange implements Undici.Dispatcher.DispatchHandler, Timed {
     readonly deadline: number,
     private readonly timeout: Duration.Duration,
     private readonly deadlines: DeadlinesShape,
-    private readonly resume: (outcome: Effect.Effect<void, SendFailed>) => void
+    private readonly done: (outcome: Exit.Exit<void, SendFailed>) => void
   ) {}
 
   onRequestStart(controller: Undici.Dispatcher.DispatchController) {
@@ -104,17 +104,17 @@ class Exchange implements Undici.Dispatcher.DispatchHandler, Timed {
   onResponseError(_controller: Undici.Dispatcher.DispatchController | undefined, error: Error) {
     // A body that breaks off midway still leaves the status to decide.
     this.settle(
-      this.status !== 0 ? this.answered() : Effect.fail(
-        new SendFailed({ reason: "Transient", message: `request to the sender failed: ${describeTransportError(error)}` })
-      )
+      this.status !== 0
+        ? this.answered()
+        : new SendFailed({ reason: "Transient", message: `request to the sender failed: ${describeTransportError(error)}` })
     )
   }
 
   // Settled before the abort: aborting calls `onResponseError` at once, which must find it settled.
   expire() {
-    this.settle(Effect.fail(
+    this.settle(
       new SendFailed({ reason: "Transient", message: `no response from the sender within ${Duration.format(this.timeout)}` })
-    ))
+    )
     this.abort(new Error("timed out"))
   }
 
@@ -130,20 +130,20 @@ class Exchange implements Undici.Dispatcher.DispatchHandler, Timed {
     this.controller?.abort(reason)
   }
 
-  private answered(): Effect.Effect<void, SendFailed> {
-    if (this.status >= 200 && this.status < 300) return Effect.void
-    return classify({
+  private answered(): SendFailed | undefined {
+    if (this.status >= 200 && this.status < 300) return undefined
+    return failureOf({
       status: this.status,
       headers: this.headers,
       body: this.kept === undefined ? new Uint8Array(0) : Buffer.concat(this.kept)
-    })
+    }, this.deadlines.now())
   }
 
-  private settle(outcome: Effect.Effect<void, SendFailed>) {
+  private settle(failure: SendFailed | undefined) {
     if (this.settled) return
     this.settled = true
     this.deadlines.settled()
-    this.resume(outcome)
+    this.done(failure === undefined ? Exit.void : Exit.fail(failure))
   }
 }
 
@@ -158,6 +158,8 @@ class Exchange implements Undici.Dispatcher.DispatchHandler, Timed {
  * instead of `Effect.timeoutFail`'s fiber and race per request. Measured in
  * one run of the `rate` bench: 0.71 → 0.45 ms CPU per POST, where plain
  * undici's `request` took 0.56 (bench/README.md, "the webhook's send path").
+ * It answers through `start`'s callback; `send`, its effect form, is for
+ * callers that want one (the dispatch's retries).
  */
 export const make = (options: WebhookOptions, dispatcher: Undici.Dispatcher): Effect.Effect<NotifierShape, never, Scope.Scope> =>
   Effect.map(Deadlines.make, (deadlines) => {
@@ -167,30 +169,29 @@ export const make = (options: WebhookOptions, dispatcher: Undici.Dispatcher): Ef
     const timeout = Duration.decode(options.timeout ?? defaultTimeout)
     const timeoutMillis = Duration.toMillis(timeout)
 
-    const send = (notification: Notification): Effect.Effect<void, SendFailed> =>
-      Effect.async<void, SendFailed>((resume) => {
-        const exchange = new Exchange(deadlines.now() + timeoutMillis, timeout, deadlines, resume)
-        deadlines.track(exchange)
-        dispatcher.dispatch({
-          origin,
-          path,
-          method: "POST",
-          headers: ["content-type", "application/json", "idempotency-key", notification.idempotencyKey],
-          // Written out rather than through the schema's encoder, which cost a quarter of a
-          // millisecond per request; the webhook test checks the body field by field.
-          body: JSON.stringify({
-            userId: notification.userId,
-            productId: notification.productId,
-            productName: notification.productName,
-            restockRound: notification.restockRound,
-            sentAt: notification.sentAt.toISOString(),
-            unsubscribeUrl: notification.unsubscribeUrl
-          })
-        }, exchange)
-        return Effect.sync(() => exchange.interrupt())
-      })
+    const start = (notification: Notification, done: (outcome: Exit.Exit<void, SendFailed>) => void): Abort => {
+      const exchange = new Exchange(deadlines.now() + timeoutMillis, timeout, deadlines, done)
+      deadlines.track(exchange)
+      dispatcher.dispatch({
+        origin,
+        path,
+        method: "POST",
+        headers: ["content-type", "application/json", "idempotency-key", notification.idempotencyKey],
+        // Written out rather than through the schema's encoder, which cost a quarter of a
+        // millisecond per request; the webhook test checks the body field by field.
+        body: JSON.stringify({
+          userId: notification.userId,
+          productId: notification.productId,
+          productName: notification.productName,
+          restockRound: notification.restockRound,
+          sentAt: notification.sentAt.toISOString(),
+          unsubscribeUrl: notification.unsubscribeUrl
+        })
+      }, exchange)
+      return () => exchange.interrupt()
+    }
 
-    return { send }
+    return { start, send: sendVia(start) }
   })
 
 /**
@@ -207,29 +208,24 @@ export const layer = (options: WebhookOptions): Layer.Layer<Notifier> =>
     ).pipe(Effect.flatMap((agent) => make(options, agent)))
   )
 
-const classify = (answer: Answer): Effect.Effect<void, SendFailed> =>
-  Effect.gen(function*() {
-    const status = answer.status
-    if (status >= 200 && status < 300) return
-    const transient = status === 429 || status >= 500
-    const retryAfter = status === 429 || status === 503
-      ? yield* retryAfterOf(answer)
-      : Option.none<Duration.Duration>()
-    const reasonPhrase = STATUS_CODES[status]
-    const snippet = snippetOf(answer.body)
-    const message = [
-      `HTTP ${status}${reasonPhrase === undefined ? "" : ` ${reasonPhrase}`}`,
-      snippet === "" ? "" : `: ${snippet}`,
-      Option.match(retryAfter, { onNone: () => "", onSome: (wait) => ` (retry after ${Duration.format(wait)})` })
-    ].join("")
-    return yield* Effect.fail(
-      new SendFailed({
-        reason: transient ? "Transient" : "Permanent",
-        message,
-        retryAfter: Option.getOrUndefined(retryAfter)
-      })
-    )
+/** The failure a non-2xx answer is, `now` (the Clock's epoch milliseconds) dating its `Retry-After`. */
+const failureOf = (answer: Answer, now: number): SendFailed => {
+  const status = answer.status
+  const transient = status === 429 || status >= 500
+  const retryAfter = status === 429 || status === 503 ? retryAfterOf(answer, now) : Option.none<Duration.Duration>()
+  const reasonPhrase = STATUS_CODES[status]
+  const snippet = snippetOf(answer.body)
+  const message = [
+    `HTTP ${status}${reasonPhrase === undefined ? "" : ` ${reasonPhrase}`}`,
+    snippet === "" ? "" : `: ${snippet}`,
+    Option.match(retryAfter, { onNone: () => "", onSome: (wait) => ` (retry after ${Duration.format(wait)})` })
+  ].join("")
+  return new SendFailed({
+    reason: transient ? "Transient" : "Permanent",
+    message,
+    retryAfter: Option.getOrUndefined(retryAfter)
   })
+}
 
 /** The body's first `snippetBytes` as one line of text, for an error message. */
 const snippetOf = (body: Uint8Array): string => {
@@ -242,12 +238,11 @@ const headerOf = (answer: Answer, name: string): string | undefined => {
   return typeof value === "string" ? value : value?.[0]
 }
 
-const retryAfterOf = (answer: Answer) =>
-  Effect.map(Clock.currentTimeMillis, (now) => {
-    const value = headerOf(answer, "retry-after")
-    if (value === undefined) return Option.none<Duration.Duration>()
-    return parseRetryAfter(value, { responseDate: headerOf(answer, "date"), now })
-  })
+const retryAfterOf = (answer: Answer, now: number): Option.Option<Duration.Duration> => {
+  const value = headerOf(answer, "retry-after")
+  if (value === undefined) return Option.none()
+  return parseRetryAfter(value, { responseDate: headerOf(answer, "date"), now })
+}
 
 /**
  * `Retry-After` (RFC 9110 §10.2.3): delta-seconds, or an HTTP date. A date

@@ -11,8 +11,8 @@ import type * as Tracer from "effect/Tracer"
 export interface PageSpans {
   /** As a send starts: the span of the page it belongs to, opened for a page's first send. */
   readonly started: Effect.Effect<Tracer.Span>
-  /** As a send's outcome is taken: ends its page once every send of the full page has settled. */
-  readonly settled: (page: Tracer.Span, succeeded: boolean) => Effect.Effect<void>
+  /** As a send's outcome is taken: ends its page once every send of the full page has settled (a plain call, from a send's callback). */
+  readonly settled: (page: Tracer.Span, succeeded: boolean) => void
   /** Ends the pages still open (the last, partial one; or all of them when a round stops early). */
   readonly close: Effect.Effect<void>
 }
@@ -26,20 +26,18 @@ interface Page {
 
 /** Pages of `pageSize` sends, as children of the current span. */
 export const make = (pageSize: number): Effect.Effect<PageSpans> =>
-  Effect.sync(() => {
+  Effect.clockWith((clock) =>
+    Effect.sync(() => {
     const open = new Map<Tracer.Span, Page>()
     let current: Page | undefined
     let count = 0
 
-    const end = (page: Page) =>
-      Effect.clockWith((clock) =>
-        Effect.sync(() => {
-          open.delete(page.span)
-          page.span.attribute("sends", page.started)
-          page.span.attribute("succeeded", page.succeeded)
-          page.span.end(clock.unsafeCurrentTimeNanos(), Exit.void)
-        })
-      )
+    const end = (page: Page) => {
+      open.delete(page.span)
+      page.span.attribute("sends", page.started)
+      page.span.attribute("succeeded", page.succeeded)
+      page.span.end(clock.unsafeCurrentTimeNanos(), Exit.void)
+    }
 
     return {
       started: Effect.suspend(() => {
@@ -55,14 +53,15 @@ export const make = (pageSize: number): Effect.Effect<PageSpans> =>
           return span
         })
       }),
-      settled: (span, succeeded) =>
-        Effect.suspend(() => {
-          const page = open.get(span)
-          if (page === undefined) return Effect.void
-          page.settled += 1
-          if (succeeded) page.succeeded += 1
-          return page.started === pageSize && page.settled === page.started ? end(page) : Effect.void
-        }),
-      close: Effect.suspend(() => Effect.forEach([...open.values()], end, { discard: true }))
+      settled: (span, succeeded) => {
+        const page = open.get(span)
+        if (page === undefined) return
+        page.settled += 1
+        if (succeeded) page.succeeded += 1
+        if (page.started === pageSize && page.settled === page.started) end(page)
+      },
+      close: Effect.sync(() => {
+        for (const page of [...open.values()]) end(page)
+      })
     }
-  })
+  }))

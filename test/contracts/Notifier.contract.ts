@@ -9,7 +9,7 @@
  * `DeliveryFeed.contract.ts` covers.
  */
 import { expect, it } from "@effect/vitest"
-import { Duration, Effect, Either } from "effect"
+import { Cause, Duration, Effect, Either, Exit, Option } from "effect"
 import type * as Scope from "effect/Scope"
 import { Notification } from "../../src/Domain/Delivery.js"
 import { ProductId, RestockRound, UserId } from "../../src/Domain/Ids.js"
@@ -104,5 +104,54 @@ export const notifierContract = (name: string, underTest: NotifierUnderTest) => 
       expect(yield* outcome(4)).toBe("sent")
       // A refused notification reached the receiver all the same: each attempt is one arrival.
       expect((yield* received).map((r) => r.userId)).toStrictEqual([1, 2, 3, 4])
+    }))
+
+  it.scopedLive(`${name}: through its callback, each answer is the one its send gives, given once`, () =>
+    Effect.gen(function*() {
+      const { notifier, received } = yield* underTest.make((userId) =>
+        userId === 1 ? { reason: "Transient", retryAfterSeconds: 2 } : userId === 2 ? { reason: "Permanent" } : undefined
+      )
+      const start = notifier.start
+      if (start === undefined) return yield* Effect.die(`${name} has no callback form`)
+      const answers: Array<{ readonly userId: number; readonly outcome: unknown }> = []
+      const outcome = (userId: number) =>
+        Effect.async<void>((resume) => {
+          start(notification(userId), (exit) => {
+            answers.push({
+              userId,
+              outcome: Exit.isSuccess(exit) ? "sent" : Option.match(Cause.failureOption(exit.cause), {
+                onNone: () => "defect",
+                onSome: (failure) => ({
+                  reason: failure.reason,
+                  retryAfterMillis: failure.retryAfter === undefined ? undefined : Duration.toMillis(failure.retryAfter)
+                })
+              })
+            })
+            resume(Effect.void)
+          })
+        })
+      yield* Effect.forEach([1, 2, 3], outcome, { concurrency: "unbounded", discard: true })
+      // Any second answer would have come by now.
+      yield* Effect.sleep("50 millis")
+      expect([...answers].sort((a, b) => a.userId - b.userId)).toStrictEqual([
+        { userId: 1, outcome: { reason: "Transient", retryAfterMillis: 2_000 } },
+        { userId: 2, outcome: { reason: "Permanent", retryAfterMillis: undefined } },
+        { userId: 3, outcome: "sent" }
+      ])
+      expect((yield* received).map((r) => r.userId).sort()).toStrictEqual([1, 2, 3])
+    }))
+
+  it.scopedLive(`${name}: a request aborted through its callback form is not answered after the abort`, () =>
+    Effect.gen(function*() {
+      const { notifier } = yield* underTest.make(() => undefined)
+      const start = notifier.start
+      if (start === undefined) return yield* Effect.die(`${name} has no callback form`)
+      let answers = 0
+      const abort = start(notification(1), () => answers++)
+      // One that answers from within `start` has answered before the abort could come.
+      const answeredAtOnce = answers
+      abort()
+      yield* Effect.sleep("100 millis")
+      expect(answers).toBe(answeredAtOnce)
     }))
 }
