@@ -145,6 +145,12 @@ export const dispatchRound = (input: DispatchInput) =>
       halt
     }), false)
 
+    /** A rate-limit permit: `false` if the limiter's storage failed (the round is halted then). */
+    const acquirePermit = limiter.acquire.pipe(
+      Effect.as(true),
+      Effect.catchAll((error) => haltWith(Halt.StorageFailed({ message: error.message })).pipe(Effect.as(false)))
+    )
+
     /**
      * Takes one subscriber's turn: starts its send, or passes on a user
      * recorded before a resume. Answers `false` if the round must stop
@@ -165,10 +171,11 @@ export const dispatchRound = (input: DispatchInput) =>
           // A halt while waiting here is seen right after: the wait is at most one record
           // write (for a slot) plus one spacing (for a permit), and nothing is sent meanwhile.
           yield* unrecorded.take
-          const permitted = yield* Metrics.timed(Metrics.rateLimitWait, limiter.acquire).pipe(
-            Effect.as(true),
-            Effect.catchAll((error) => haltWith(Halt.StorageFailed({ message: error.message })).pipe(Effect.as(false)))
-          )
+          // Timed in place, the permit's effect built once: `Metrics.timed` and a pipeline built per
+          // turn allocated ~2 KiB per send more (rounds of 2,000 at 500/s under the heap profiler).
+          const waitFrom = clock.unsafeCurrentTimeNanos()
+          const permitted = yield* acquirePermit
+          Metrics.rateLimitWait.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - waitFrom) / 1e9, [])
           if (!permitted || (yield* Deferred.isDone(halt))) break
           if (yield* watch.isSoldOut) {
             yield* haltWith(Halt.SoldOut())

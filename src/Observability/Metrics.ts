@@ -2,7 +2,6 @@
  * The service's metrics, from Effect's `Metric` API. Labels carry outcomes and
  * statuses only: never a user id.
  */
-import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricKey from "effect/MetricKey"
@@ -92,21 +91,3 @@ export const historyOldestRecordAge = Metric.gauge("restock_history_oldest_recor
   description: "Age of the oldest delivery record kept (0 when there is none); above HISTORY_RETENTION plus its pruning delay, records are kept for a resumable round or the pruner is behind"
 })
 
-/**
- * Runs `effect` and records its duration (Clock time, in seconds) in
- * `histogram` when it succeeds or fails (not when interrupted). On the send
- * path twice per message, so kept to one clock read at each end.
- * (`unsafeCurrentTimeNanos`, not `Clock.currentTimeNanos`: the latter throws
- * under `TestClock` once virtual time holds a fraction of a millisecond.)
- */
-export const timed = <A, E, R>(
-  histogram: Metric.Metric.Histogram<number>,
-  effect: Effect.Effect<A, E, R>
-): Effect.Effect<A, E, R> =>
-  Effect.clockWith((clock) => {
-    const start = clock.unsafeCurrentTimeNanos()
-    // Updated in place (no metric labels are set on fibers here): an `Effect` per update cost
-    // a few effect steps on every send, for a histogram that takes the same value either way.
-    const record = Effect.sync(() => histogram.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, []))
-    return Effect.tapBoth(effect, { onSuccess: () => record, onFailure: () => record })
-  })
