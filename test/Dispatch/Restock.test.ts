@@ -320,65 +320,46 @@ describe("errors and resume", () => {
       }
     }))))
 
-  it.effect("a notifier that throws ends the round CANCELED_BY_ERROR at the user before, without hanging", () =>
-    Effect.gen(function*() {
-      yield* seed({ subscribers: 5, stock: 10 })
-      const round = yield* runRound(productId)
-      expect(round).toMatchObject({ status: "CANCELED_BY_ERROR", lastSentUserId: 2 })
-      expect(round.error).toContain("unexpectedly")
-    }).pipe(Effect.provide(
-      RestockLive.layer.pipe(Layer.provideMerge(Layer.merge(
-        ports(),
-        Layer.succeed(Notifier, {
-          send: (notification) => notification.userId === 3 ? Effect.die(new Error("boom")) : Effect.void
-        })
+  /** A notifier that throws at user 3, in each of the port's two forms. */
+  const throwingNotifiers: ReadonlyArray<readonly [string, Context.Tag.Service<typeof Notifier>]> = [
+    ["its effect dies", {
+      send: (notification) => notification.userId === 3 ? Effect.die(new Error("boom")) : Effect.void
+    }],
+    ["its callback throws", {
+      send: () => Effect.void,
+      start: (notification, done) => {
+        if (notification.userId === 3) throw new Error("boom")
+        done(Exit.void)
+        return () => {}
+      }
+    }]
+  ]
+
+  for (const [form, notifier] of throwingNotifiers) {
+    it.effect(`a notifier that throws (${form}) ends the round CANCELED_BY_ERROR at the user before, without hanging`, () =>
+      Effect.gen(function*() {
+        yield* seed({ subscribers: 5, stock: 10 })
+        const round = yield* runRound(productId)
+        expect(round).toMatchObject({ status: "CANCELED_BY_ERROR", lastSentUserId: 2 })
+        expect(round.error).toContain("the notifier failed unexpectedly: boom")
+      }).pipe(Effect.provide(
+        RestockLive.layer.pipe(Layer.provideMerge(Layer.merge(ports(), Layer.succeed(Notifier, notifier))))
       )))
-    )))
+  }
 
-  it.effect("a notifier whose callback throws ends the round CANCELED_BY_ERROR at the user before, without hanging", () =>
-    Effect.gen(function*() {
-      yield* seed({ subscribers: 5, stock: 10 })
-      const round = yield* runRound(productId)
-      expect(round).toMatchObject({ status: "CANCELED_BY_ERROR", lastSentUserId: 2 })
-      expect(round.error).toContain("the notifier failed unexpectedly: boom")
-    }).pipe(Effect.provide(
-      RestockLive.layer.pipe(Layer.provideMerge(Layer.merge(
-        ports(),
-        Layer.succeed(Notifier, {
-          send: () => Effect.void,
-          start: (notification, done) => {
-            if (notification.userId === 3) throw new Error("boom")
-            done(Exit.void)
-            return () => {}
-          }
-        })
-      )))
-    )))
-
-  it.effect("a transient failure is retried with backoff; one that persists ends the round within seconds (through the notifier's callback)", () =>
-    Effect.gen(function*() {
-      yield* seed({ subscribers: 10, stock: 10 })
-      const round = yield* runRound(productId, { virtualTime: "10 seconds" })
-      const calls = yield* (yield* Recording.Recording).calls
-      expect(round.status).toBe("CANCELED_BY_ERROR")
-      expect(round.error).toContain("4 attempts")
-      expect(calls.filter((call) => call.notification.userId === 5).length).toBe(4)
-      expect(round.lastSentUserId).toBe(4)
-      expect(round.finishedAt!.getTime() - round.startedAt.getTime()).toBeLessThan(5_000)
-    }).pipe(Effect.provide(engine({ recording: { failure: Recording.failUsers([UserId.make(5)]) } }))))
-
-  it.effect("a transient failure is retried with backoff; one that persists ends the round within seconds (through `send` alone: a notifier without a callback)", () =>
-    Effect.gen(function*() {
-      yield* seed({ subscribers: 10, stock: 10 })
-      const round = yield* runRound(productId, { virtualTime: "10 seconds" })
-      const calls = yield* (yield* Recording.Recording).calls
-      expect(round.status).toBe("CANCELED_BY_ERROR")
-      expect(round.error).toContain("4 attempts")
-      expect(calls.filter((call) => call.notification.userId === 5).length).toBe(4)
-      expect(round.lastSentUserId).toBe(4)
-      expect(round.finishedAt!.getTime() - round.startedAt.getTime()).toBeLessThan(5_000)
-    }).pipe(Effect.provide(engine({ recording: { failure: Recording.failUsers([UserId.make(5)]), callback: false } }))))
-
+  for (const [path, callback] of [["through the notifier's callback", true], ["through `send` alone: a notifier without a callback", false]] as const) {
+    it.effect(`a transient failure is retried with backoff; one that persists ends the round within seconds (${path})`, () =>
+      Effect.gen(function*() {
+        yield* seed({ subscribers: 10, stock: 10 })
+        const round = yield* runRound(productId, { virtualTime: "10 seconds" })
+        const calls = yield* (yield* Recording.Recording).calls
+        expect(round.status).toBe("CANCELED_BY_ERROR")
+        expect(round.error).toContain("4 attempts")
+        expect(calls.filter((call) => call.notification.userId === 5).length).toBe(4)
+        expect(round.lastSentUserId).toBe(4)
+        expect(round.finishedAt!.getTime() - round.startedAt.getTime()).toBeLessThan(5_000)
+      }).pipe(Effect.provide(engine({ recording: { failure: Recording.failUsers([UserId.make(5)]), callback } }))))
+  }
 
   it.effect("nothing to resume: no round, a completed round, a round still running", () =>
     Effect.gen(function*() {
