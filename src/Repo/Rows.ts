@@ -66,15 +66,23 @@ export const decodeAllFast = <A, I>(
   fast: (row: Readonly<Record<string, unknown>>) => A | undefined
 ) => {
   const slow = decodeAll(schema)
+  const vouched = vouchedAll(fast)
   return (rows: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<A>> => {
-    const decoded: Array<A> = []
-    for (const row of rows) {
-      const value = typeof row === "object" && row !== null ? fast(row as Record<string, unknown>) : undefined
-      if (value === undefined) return slow(rows)
-      decoded.push(value)
-    }
-    return Effect.succeed(decoded)
+    const decoded = vouched(rows)
+    return decoded === undefined ? slow(rows) : Effect.succeed(decoded)
   }
+}
+
+/** Every row as `fast` decodes it, or `undefined` when it does not vouch for one of them. */
+export const vouchedAll = <A>(fast: (row: Readonly<Record<string, unknown>>) => A | undefined) =>
+(rows: ReadonlyArray<unknown>): Array<A> | undefined => {
+  const decoded: Array<A> = []
+  for (const row of rows) {
+    const value = typeof row === "object" && row !== null ? fast(row as Record<string, unknown>) : undefined
+    if (value === undefined) return undefined
+    decoded.push(value)
+  }
+  return decoded
 }
 
 const isPositiveSafeInt = (value: unknown): value is number =>
@@ -98,10 +106,12 @@ export const decodeSubscriberRows = decodeAllFast(
 )
 
 /** Delivery rows (mysql2 answers `Date`s; SQLite's ISO text goes through the schema). */
-export const decodeRecipientRows = decodeAllFast(
-  RecipientRow,
-  ({ id, sentAt, userId }): RecipientRow | undefined =>
-    isPositiveSafeInt(id) && isPositiveSafeInt(userId) && isValidDate(sentAt)
-      ? { id: id as DeliveryId, userId: userId as UserId, sentAt }
-      : undefined
-)
+const fastRecipientRow = ({ id, sentAt, userId }: Readonly<Record<string, unknown>>): RecipientRow | undefined =>
+  isPositiveSafeInt(id) && isPositiveSafeInt(userId) && isValidDate(sentAt)
+    ? { id: id as DeliveryId, userId: userId as UserId, sentAt }
+    : undefined
+
+export const decodeRecipientRows = decodeAllFast(RecipientRow, fastRecipientRow)
+
+/** Recipient rows as mysql2 answers them, checked without the schema; `undefined` if one is not as expected. */
+export const recipientRowsOf = vouchedAll(fastRecipientRow)

@@ -16,15 +16,22 @@ import { makeDeliveries } from "./SqlDeliveries.js"
 import { makeProducts } from "./SqlProducts.js"
 import { makeRetention } from "./SqlRetention.js"
 import { makeRounds } from "./SqlRounds.js"
-import { makeSqlContext, orUnavailable } from "./SqlShared.js"
+import { makeSqlContext, orUnavailable, type SqlContext } from "./SqlShared.js"
 import { makeSubscriptions } from "./SqlSubscriptions.js"
 
 export { hotPathQueries } from "./SqlQueries.js"
 
-/** The adapter over the `SqlClient` in context, speaking `dialect`. */
-export const makeWithDialect = (dialect: Dialect): Effect.Effect<RepoShape, never, SqlClient.SqlClient> =>
+/**
+ * The adapter over the `SqlClient` in context, speaking `dialect`.
+ * `callbackPool`: the driver pool record batches use (tests give one that
+ * fails); by default, on MySQL/MariaDB, the client's own.
+ */
+export const makeWithDialect = (
+  dialect: Dialect,
+  options: { readonly callbackPool?: SqlContext["callbackPool"] } = {}
+): Effect.Effect<RepoShape, never, SqlClient.SqlClient> =>
   Effect.map(SqlClient.SqlClient, (sql) => {
-    const context = makeSqlContext(sql, dialect)
+    const context = makeSqlContext(sql, dialect, options.callbackPool)
     return Repo.of({
       ...makeProducts(context),
       ...makeSubscriptions(context),

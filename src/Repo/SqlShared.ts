@@ -17,6 +17,7 @@ import { LeaseLost, ProductNotFound, StorageUnavailable } from "../Domain/Errors
 import type { ProductId, RestockRound } from "../Domain/Ids.js"
 import { Product } from "../Domain/Product.js"
 import { Round } from "../Domain/Round.js"
+import { type ConnectionPool, driverPoolOf } from "./CallbackTransaction.js"
 import type { Dialect } from "./Dialect.js"
 import { decodeAll, decodeFirst, LeaseRow, RoundRow } from "./Rows.js"
 import { hotPathQueries } from "./SqlQueries.js"
@@ -104,6 +105,8 @@ export interface SqlContext {
   readonly transaction: Transaction
   readonly queries: ReturnType<typeof hotPathQueries>
   readonly reads: ReturnType<typeof makeSharedReads>
+  /** The driver's pool, for the record batch's callback chain; `undefined`: the batch takes the general path. */
+  readonly callbackPool: Effect.Effect<ConnectionPool | undefined, SqlError.SqlError>
 }
 
 /** The reads that several aggregates make. */
@@ -145,10 +148,17 @@ const makeSharedReads = (sql: SqlClient.SqlClient) => {
   return { findProduct, requireProduct, findRound, roundJustWritten, findLease }
 }
 
-export const makeSqlContext = (sql: SqlClient.SqlClient, dialect: Dialect): SqlContext => ({
+export const makeSqlContext = (
+  sql: SqlClient.SqlClient,
+  dialect: Dialect,
+  callbackPool: Effect.Effect<ConnectionPool | undefined, SqlError.SqlError> = dialect.name === "mysql"
+    ? driverPoolOf(sql)
+    : Effect.succeed(undefined)
+): SqlContext => ({
   sql,
   dialect,
   transaction: makeTransaction(sql, dialect),
   queries: hotPathQueries(sql),
-  reads: makeSharedReads(sql)
+  reads: makeSharedReads(sql),
+  callbackPool
 })

@@ -1,8 +1,8 @@
 import { SqlClient } from "@effect/sql"
-import type * as SqlConnection from "@effect/sql/SqlConnection"
 import { expect, layer } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { ProductId, UserId } from "../../src/Domain/Ids.js"
+import { type ConnectionPool, driverPoolOf, type PooledConnection } from "../../src/Repo/CallbackTransaction.js"
 import * as Database from "../../src/Repo/Database.js"
 import { dialectOf } from "../../src/Repo/Dialect.js"
 import { Repo } from "../../src/Repo/Repo.js"
@@ -23,66 +23,82 @@ repoContract(
 )
 
 /**
- * The adapter over a client whose reserved connections answer the batch's
- * insert with a statement the server refuses (a table that does not exist):
- * a real server error, inside a real transaction, after the fence has moved
- * the round's counters.
+ * The adapter over the client's own driver pool, except that the connections
+ * it hands the record batch answer the batch's insert with `failure`: a real
+ * server error or a real lost connection, inside a real transaction, after
+ * the fence has moved the round's counters.
  */
-const refusedInserts = { count: 0 }
-const repoWhoseInsertFails = Layer.effect(
-  Repo,
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    const refusing = (connection: SqlConnection.Connection) =>
-      new Proxy(connection, {
-        get: (target, key) =>
-          key === "executeUnprepared"
-            ? () => {
-              refusedInserts.count += 1
-              return target.executeRaw("INSERT INTO no_such_table VALUES (1)", [])
-            }
-            : Reflect.get(target, key, target)
-      })
-    const client = new Proxy(sql, {
-      get: (target, key) => key === "reserve" ? Effect.map(target.reserve, refusing) : Reflect.get(target, key, target)
+const batchInsertFailing = (failure: (connection: PooledConnection) => string) => {
+  const refused = { count: 0 }
+  const failingConnection = (connection: PooledConnection): PooledConnection =>
+    new Proxy(connection, {
+      get: (target, key) =>
+        key === "query"
+          ? (options: { sql: string; timeout: number }, callback: (error: Error | null, result: unknown) => void) => {
+            if (!options.sql.startsWith("INSERT")) return target.query(options, callback)
+            refused.count += 1
+            return target.query({ sql: failure(target), timeout: options.timeout }, callback)
+          }
+          : key === "release" || key === "destroy"
+          // On the connection itself: released through the proxy, the pool would hand the proxy out again.
+          ? () => target[key]()
+          : Reflect.get(target, key, target)
     })
-    return yield* SqlRepo.makeWithDialect(dialectOf(client, { insertReturning: true })).pipe(Effect.provideService(SqlClient.SqlClient, client))
-  })
-).pipe(Layer.provideMerge(layerMysql))
-
-layer(repoWhoseInsertFails, { excludeTestServices: true, timeout: "60 seconds" })("Repo on MySQL/MariaDB, a batch that fails", (it) => {
-  it.effect("is rolled back, leaves no pooled connection inside a transaction, and is recorded by the general path", () =>
+  const repo = Layer.effect(
+    Repo,
     Effect.gen(function*() {
-      const repo = yield* Repo
       const sql = yield* SqlClient.SqlClient
-      const productId = ProductId.make(1)
-      yield* repo.upsertProduct(productId, {})
-      const now = new Date("2031-05-06T07:08:09.123Z")
-      const opened = yield* repo.openRound(productId, { owner: "o", expiresAt: new Date("2031-05-06T08:00:00.000Z") }, now)
-      const batch = {
-        deliveries: [{ userId: UserId.make(1), sentAt: now }, { userId: UserId.make(2), sentAt: now }],
-        lastSentUserId: UserId.make(2),
-        now,
-        productName: "P"
+      const pool = yield* Effect.orDie(driverPoolOf(sql))
+      const failingPool: ConnectionPool = {
+        getConnection: (callback) => pool!.getConnection((error, connection) => callback(error, connection && failingConnection(connection)))
       }
-      const recorded = yield* repo.recordDeliveries(opened, "o", batch)
-      expect(refusedInserts.count).toBe(1)
-      expect(recorded.round.sentCount).toBe(2)
-      expect(recorded.deliveries.map((delivery) => delivery.userId)).toEqual([1, 2])
+      return yield* SqlRepo.makeWithDialect(dialectOf(sql, { insertReturning: true }), { callbackPool: Effect.succeed(failingPool) })
+    })
+  ).pipe(Layer.provideMerge(layerMysql))
+  return { refused, repo }
+}
 
-      // Every connection of the pool at once (ten, the default size): none is inside a transaction.
-      const states = yield* Effect.all(
-        Array.from({ length: 10 }, () => sql<{ open: number; pause: number }>`SELECT @@in_transaction AS open, SLEEP(0.05) AS pause`),
-        { concurrency: "unbounded" }
-      )
-      expect(states.map(([row]) => Number(row!.open))).toEqual(Array.from({ length: 10 }, () => 0))
-      // Counted once: the failed attempt's fence was rolled back, the general path's committed.
-      const [stored] = yield* sql<{ sentCount: number; last: number | null; rows: number }>`SELECT sent_count AS sentCount,
-        last_sent_user_id AS last, (SELECT COUNT(*) FROM product_user_notification_history) AS \`rows\`
-        FROM product_notification_history WHERE product_id = ${productId}`
-      expect({ ...stored, rows: Number(stored!.rows) }).toEqual({ sentCount: 2, last: 2, rows: 2 })
-    }))
-})
+const failures: ReadonlyArray<readonly [string, (connection: PooledConnection) => string]> = [
+  ["the server refuses the insert", () => "INSERT INTO no_such_table VALUES (1)"],
+  ["the connection is killed at the insert", (connection) => `KILL ${(connection as unknown as { threadId: number }).threadId}`]
+]
+
+for (const [name, failure] of failures) {
+  const { refused, repo } = batchInsertFailing(failure)
+  layer(repo, { excludeTestServices: true, timeout: "60 seconds" })(`Repo on MySQL/MariaDB, a batch whose insert fails: ${name}`, (it) => {
+    it.effect("is rolled back, leaves no pooled connection inside a transaction, and is recorded by the general path", () =>
+      Effect.gen(function*() {
+        const repo = yield* Repo
+        const sql = yield* SqlClient.SqlClient
+        const productId = ProductId.make(1)
+        yield* repo.upsertProduct(productId, {})
+        const now = new Date("2031-05-06T07:08:09.123Z")
+        const opened = yield* repo.openRound(productId, { owner: "o", expiresAt: new Date("2031-05-06T08:00:00.000Z") }, now)
+        const batch = {
+          deliveries: [{ userId: UserId.make(1), sentAt: now }, { userId: UserId.make(2), sentAt: now }],
+          lastSentUserId: UserId.make(2),
+          now,
+          productName: "P"
+        }
+        const recorded = yield* repo.recordDeliveries(opened, "o", batch)
+        expect(refused.count).toBe(1)
+        expect(recorded.round.sentCount).toBe(2)
+        expect(recorded.deliveries.map((delivery) => delivery.userId)).toEqual([1, 2])
+
+        // Every connection of the pool at once (ten, the default size): none is inside a transaction.
+        const states = yield* Effect.all(
+          Array.from({ length: 10 }, () => sql<{ open: number; pause: number }>`SELECT @@in_transaction AS open, SLEEP(0.05) AS pause`),
+          { concurrency: "unbounded" }
+        )
+        expect(states.map(([row]) => Number(row!.open))).toEqual(Array.from({ length: 10 }, () => 0))
+        // Counted once: the failed attempt's fence was rolled back, the general path's committed.
+        const [stored] = yield* sql<{ sentCount: number; last: number | null; rows: number }>`SELECT sent_count AS sentCount,
+          last_sent_user_id AS last, (SELECT COUNT(*) FROM product_user_notification_history) AS \`rows\`
+          FROM product_notification_history WHERE product_id = ${productId}`
+        expect({ ...stored, rows: Number(stored!.rows) }).toEqual({ sentCount: 2, last: 2, rows: 2 })
+      }))
+  })
+}
 
 layer(repoOnMysql, { excludeTestServices: true, timeout: "180 seconds" })("Repo on MySQL/MariaDB", (it) => {
   it.scoped("instances starting together on a fresh database migrate it once, and each finds the schema", () =>
@@ -100,6 +116,13 @@ layer(repoOnMysql, { excludeTestServices: true, timeout: "180 seconds" })("Repo 
         Effect.provide(Database.clientLayer(config))
       )
       expect(migrations).toEqual([{ id: 1 }, { id: 2 }, { id: 3 }])
+    }))
+
+  // Where the client's pool cannot be found the batches still work, on the slower general path.
+  it.effect("finds the client's driver pool, which record batches use", () =>
+    Effect.gen(function*() {
+      const pool = yield* driverPoolOf(yield* SqlClient.SqlClient)
+      expect(typeof pool?.getConnection).toBe("function")
     }))
 
   it.effect("stores times as UTC with milliseconds, whatever the process's time zone", () =>
