@@ -9,9 +9,12 @@
  * waits is a millisecond the next send may have to wait for a slot, and at
  * the limit a send that waits loses its rate-limit slot.
  */
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
 
 /** The share of the window in use from which records are written without waiting for company. */
 export const crowdedShare = 3 / 4
@@ -27,8 +30,31 @@ export interface UnrecordedWindow {
   readonly lingerUnlessCrowded: (duration: Duration.DurationInput) => Effect.Effect<void>
 }
 
-export const makeUnrecordedWindow = (size: number): Effect.Effect<UnrecordedWindow> =>
-  Effect.map(Effect.makeSemaphore(size), (slots) => {
+/**
+ * The window, and its linger timer: one fiber for the window's life (in the
+ * scope), which wakes each lingering writer at its deadline unless crowding
+ * has woken it first. Per linger, a race of a sleep against the crowding
+ * signal forked two fibers: 51 KiB allocated, against 28 KiB for a deadline
+ * handed to the timer (2,000 lingers one after another, under the heap
+ * profiler); at 500/s a writer lingers once every 6–7 sends. The timer takes the deadlines in order, each
+ * later than the one before (one writer, one duration), so a deadline whose
+ * linger crowding has cut short delays none after it.
+ */
+export const makeUnrecordedWindow = (size: number): Effect.Effect<UnrecordedWindow, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const slots = yield* Effect.makeSemaphore(size)
+    const deadlines = yield* Queue.unbounded<Linger>()
+    yield* Queue.take(deadlines).pipe(
+      Effect.flatMap(({ untilMillis, wake }) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.zipRight(
+            now < untilMillis ? Effect.sleep(Duration.millis(untilMillis - now)) : Effect.void,
+            Deferred.succeed(wake, undefined)
+          ))
+      ),
+      Effect.forever,
+      Effect.forkScoped
+    )
     const crowdedAt = Math.max(1, Math.ceil(size * crowdedShare))
     let held = 0
     // Completed (and cleared) when the window becomes crowded while a writer lingers.
@@ -54,11 +80,12 @@ export const makeUnrecordedWindow = (size: number): Effect.Effect<UnrecordedWind
     const lingerUnlessCrowded = (duration: Duration.DurationInput) =>
       Effect.suspend(() => {
         if (held >= crowdedAt) return Effect.void
-        return Effect.flatMap(Deferred.make<void>(), (signal) => {
-          crowded = signal
-          return Effect.raceFirst(Effect.sleep(duration), Deferred.await(signal)).pipe(
+        return Effect.flatMap(Effect.zip(Deferred.make<void>(), Clock.currentTimeMillis), ([wake, now]) => {
+          crowded = wake
+          return Queue.offer(deadlines, { untilMillis: now + Duration.toMillis(duration), wake }).pipe(
+            Effect.zipRight(Deferred.await(wake)),
             Effect.ensuring(Effect.sync(() => {
-              if (crowded === signal) crowded = undefined
+              if (crowded === wake) crowded = undefined
             }))
           )
         })
@@ -66,3 +93,9 @@ export const makeUnrecordedWindow = (size: number): Effect.Effect<UnrecordedWind
 
     return { take, release, drain: slots.take(size), lingerUnlessCrowded }
   })
+
+/** A writer's linger, as the timer sees it: when it ends, and how to end it. */
+interface Linger {
+  readonly untilMillis: number
+  readonly wake: Deferred.Deferred<void>
+}

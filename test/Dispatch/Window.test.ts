@@ -3,7 +3,7 @@ import { Effect, Fiber, Option, TestClock } from "effect"
 import { makeUnrecordedWindow } from "../../src/Dispatch/Window.js"
 
 describe("the window of unrecorded sends", () => {
-  it.effect("a full window makes the next take wait until a slot is given back", () =>
+  it.scoped("a full window makes the next take wait until a slot is given back", () =>
     Effect.gen(function*() {
       const window = yield* makeUnrecordedWindow(2)
       yield* window.take
@@ -20,7 +20,7 @@ describe("the window of unrecorded sends", () => {
       yield* Fiber.join(drained)
     }))
 
-  it.effect("a writer lingers the whole time while the window has room", () =>
+  it.scoped("a writer lingers the whole time while the window has room", () =>
     Effect.gen(function*() {
       const window = yield* makeUnrecordedWindow(8)
       yield* window.take
@@ -31,7 +31,7 @@ describe("the window of unrecorded sends", () => {
       yield* Fiber.join(linger)
     }))
 
-  it.effect("no lingering while the window is three quarters full, and a linger ends once it becomes so", () =>
+  it.scoped("no lingering while the window is three quarters full, and a linger ends once it becomes so", () =>
     Effect.gen(function*() {
       const window = yield* makeUnrecordedWindow(8)
       for (let i = 0; i < 5; i++) yield* window.take
@@ -50,5 +50,26 @@ describe("the window of unrecorded sends", () => {
       expect(Option.isNone(yield* Fiber.poll(again))).toBe(true)
       yield* TestClock.adjust("10 millis")
       yield* Fiber.join(again)
+    }))
+
+  it.scoped("a linger cut short by crowding does not shorten or lengthen the next one", () =>
+    Effect.gen(function*() {
+      const window = yield* makeUnrecordedWindow(8)
+      for (let i = 0; i < 5; i++) yield* window.take
+      const first = yield* Effect.fork(window.lingerUnlessCrowded("10 millis"))
+      yield* Effect.yieldNow()
+      yield* window.take
+      yield* Fiber.join(first)
+      yield* window.release(3)
+      // 4 ms later: the next linger ends 10 ms after it began, not when the first would have.
+      yield* TestClock.adjust("4 millis")
+      const next = yield* Effect.fork(window.lingerUnlessCrowded("10 millis"))
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("6 millis")
+      expect(Option.isNone(yield* Fiber.poll(next))).toBe(true)
+      yield* TestClock.adjust("3 millis")
+      expect(Option.isNone(yield* Fiber.poll(next))).toBe(true)
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(next)
     }))
 })
