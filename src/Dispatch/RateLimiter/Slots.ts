@@ -8,7 +8,6 @@
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
 import { rateLimitSlotsDropped } from "../../Observability/Metrics.js"
 
 /**
@@ -90,14 +89,11 @@ export const maxSlotsPerReservation = 64
 export const slotsPerReservation = (spacing: number): number =>
   Math.max(1, Math.min(maxSlotsPerReservation, Math.floor(reservationWindowMicros / spacing)))
 
-/** Now, in whole microseconds (rounding keeps `TestClock`'s sub-millisecond float error out of the slots). */
-export const nowMicros: Effect.Effect<number> = Clock.clockWith((clock) =>
-  Effect.sync(() => Number((clock.unsafeCurrentTimeNanos() + 500n) / 1000n))
-)
+/** `clock`'s now, in whole microseconds (rounding keeps `TestClock`'s sub-millisecond float error out of the slots). */
+const microsOf = (clock: Clock.Clock): number => Number((clock.unsafeCurrentTimeNanos() + 500n) / 1000n)
 
-/** Sleeps through `Clock`, if there is anything to wait. */
-export const sleepMicros = (micros: number): Effect.Effect<void> =>
-  micros > 0 ? Effect.sleep(Duration.micros(BigInt(micros))) : Effect.void
+/** Now, in whole microseconds (see `microsOf`). */
+export const nowMicros: Effect.Effect<number> = Clock.clockWith((clock) => Effect.sync(() => microsOf(clock)))
 
 /**
  * An `acquire` over slots reserved `count` at a time: `reserve(count)`
@@ -129,29 +125,37 @@ export const makePooledAcquire = <E>(options: {
     next = 0
     for (let i = 0; i < options.count; i++) slots.push(first + i * options.spacing)
   })
-  const take: Effect.Effect<number, E> = Effect.flatMap(nowMicros, (now) => {
+
+  // Plain functions over the clock looked up once per acquire, each returning the next effect:
+  // as a generator over effects (a clock lookup per reading, a step per `yield*`) an acquire
+  // allocated ~5 KiB more (the engine over in-memory ports, rounds of 2,000 at 500/s under the
+  // heap profiler: 43.8 against 39.0 KiB per send).
+
+  /** Takes the next slot that is not stale, reserving more when there are none left, and waits for it. */
+  const takeSlot = (clock: Clock.Clock, reservation: number): Effect.Effect<void, E> => {
+    const now = microsOf(clock)
     const from = next
     while (next < slots.length && now - slots[next]! > options.tolerance) next++
-    const stale = next - from
-    const dropped = stale > 0 ? Metric.incrementBy(rateLimitSlotsDropped, stale) : Effect.void
-    if (next >= slots.length) return dropped.pipe(Effect.zipRight(refill), Effect.zipRight(take))
+    if (next > from) rateLimitSlotsDropped.unsafeUpdate(next - from, [])
+    if (next >= slots.length) return Effect.flatMap(refill, () => takeSlot(clock, reservation))
     const slot = slots[next++]!
-    return Effect.zipRight(dropped, next < slots.length ? Effect.succeed(slot) : Effect.as(refill, slot))
-  })
-  return Effect.gen(function*() {
-    for (let reservation = 1;; reservation++) {
-      const slot = yield* take
-      // Node's timers count whole milliseconds of a clock read once per loop turn: a sleep
-      // can end up to a millisecond early by this (finer) clock. Never start before the slot.
-      let now = yield* nowMicros
-      while (now < slot) {
-        yield* sleepMicros(slot - now)
-        now = yield* nowMicros
-      }
-      if (options.mayStart(slot, now, reservation)) return
-      yield* Metric.increment(rateLimitSlotsDropped)
-    }
-  })
+    return next < slots.length
+      ? waitFor(clock, slot, reservation)
+      : Effect.flatMap(refill, () => waitFor(clock, slot, reservation))
+  }
+
+  /** Sleeps until `slot`, then starts, or gives the slot up for another if it woke too late. */
+  const waitFor = (clock: Clock.Clock, slot: number, reservation: number): Effect.Effect<void, E> => {
+    // Node's timers count whole milliseconds of a clock read once per loop turn: a sleep
+    // can end up to a millisecond early by this (finer) clock. Never start before the slot.
+    const now = microsOf(clock)
+    if (now < slot) return Effect.flatMap(clock.sleep(Duration.micros(BigInt(slot - now))), () => waitFor(clock, slot, reservation))
+    if (options.mayStart(slot, now, reservation)) return Effect.void
+    rateLimitSlotsDropped.unsafeUpdate(1, [])
+    return takeSlot(clock, reservation + 1)
+  }
+
+  return Clock.clockWith((clock) => takeSlot(clock, 1))
 }
 
 /**
