@@ -72,4 +72,22 @@ describe("the window of unrecorded sends", () => {
       yield* TestClock.adjust("1 millis")
       yield* Fiber.join(next)
     }))
+
+  it.scoped("tryTake takes a free slot at once, takes nothing from a full window, and an interrupted take leaves no slot taken", () =>
+    Effect.gen(function*() {
+      const window = yield* makeUnrecordedWindow(2)
+      expect(window.tryTake()).toBe(true)
+      expect(window.tryTake()).toBe(true)
+      expect(window.tryTake()).toBe(false)
+      const waiting = yield* Effect.fork(window.take)
+      yield* Effect.yieldNow()
+      yield* Fiber.interrupt(waiting)
+      yield* window.release(1)
+      // The slot given back is free: the interrupted take did not count it.
+      expect(window.tryTake()).toBe(true)
+      expect(window.tryTake()).toBe(false)
+      yield* window.release(2)
+      yield* window.drain
+      expect(window.tryTake()).toBe(false)
+    }))
 })
