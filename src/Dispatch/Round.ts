@@ -33,6 +33,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import type { Product } from "../Domain/Product.js"
 import type { Round } from "../Domain/Round.js"
 import type { Subscriber } from "../Domain/Subscription.js"
@@ -151,59 +152,84 @@ export const dispatchRound = (input: DispatchInput) =>
       Effect.catchAll((error) => haltWith(Halt.StorageFailed({ message: error.message })).pipe(Effect.as(false)))
     )
 
+    /** The turn's end when the round must stop: its slot back, the round cut short. */
+    const stopTurn = Effect.zipRight(unrecorded.release(1), Effect.as(Ref.set(cutShort, true), false))
+
     /**
      * Takes one subscriber's turn: starts its send, or passes on a user
      * recorded before a resume. Answers `false` if the round must stop
-     * first. From the last check to the fork nothing yields, so no send
+     * first. From the last check to the start nothing yields, so no send
      * starts once stock ≤ 0 is visible to this process.
+     *
+     * Plain functions, each returning the turn's next effect, with the slot
+     * of the window and the page taken at once when they are free: as a
+     * generator over effects a turn allocated 1–1.5 KiB more (the engine
+     * over in-memory ports, rounds of 2,000 under the heap profiler: 33.3
+     * against 32.3 KiB per send at 500/s, 12.2 against 10.7 limit lifted).
      */
-    const takeTurn = (subscriber: Subscriber): Effect.Effect<boolean> =>
-      Effect.gen(function*() {
-        const position = positions++
-        if (subscriber.alreadyRecorded) {
-          // Not sent again, but it holds a slot until its batch is written like any turn: what
-          // keeps the writer's queue within the window.
-          if (!unrecorded.tryTake()) yield* unrecorded.take
+    const takeTurn = (subscriber: Subscriber): Effect.Effect<boolean> => {
+      const position = positions++
+      if (subscriber.alreadyRecorded) {
+        // Not sent again, but it holds a slot until its batch is written like any turn: what
+        // keeps the writer's queue within the window.
+        const pass = () => {
           commit.settle({ position, userId: subscriber.userId, succeeded: true, delivery: undefined })
           return true
         }
-        while (true) {
-          // A halt while waiting here is seen right after: the wait is at most one record
-          // write (for a slot) plus one spacing (for a permit), and nothing is sent meanwhile.
-          if (!unrecorded.tryTake()) yield* unrecorded.take
-          // Timed in place, the permit's effect built once: `Metrics.timed` and a pipeline built per
-          // turn allocated ~2 KiB per send more (rounds of 2,000 at 500/s under the heap profiler).
-          const waitFrom = clock.unsafeCurrentTimeNanos()
-          const permitted = yield* acquirePermit
-          Metrics.rateLimitWait.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - waitFrom) / 1e9, [])
-          if (!permitted || (yield* Deferred.isDone(halt))) break
-          if (yield* watch.isSoldOut) {
-            yield* haltWith(Halt.SoldOut())
-            break
-          }
-          if (audienceCap !== null && round.sentCount + sendsStarted >= audienceCap(yield* watch.stock)) {
-            yield* haltWith(Halt.AudienceReached())
-            break
-          }
-          const now = clock.unsafeCurrentTimeMillis()
-          if (now >= windowWait.closesAt()) {
-            // Not a send: the slot goes back while the round waits, so what is in flight is recorded.
-            yield* unrecorded.release(1)
-            if (yield* windowWait.untilOpen(now)) continue
-            yield* Ref.set(cutShort, true)
-            return false
-          }
-          const page = yield* pages.started
-          sendsStarted++
-          // Traced by its page, never on its own (nor the notifier's requests). The loop
-          // outlives every send: it drains the window of unrecorded sends before it returns.
-          sends.start(subscriber, position, new Date(now), page)
-          return true
-        }
-        yield* unrecorded.release(1)
-        yield* Ref.set(cutShort, true)
-        return false
+        return unrecorded.tryTake() ? Effect.succeed(pass()) : Effect.map(unrecorded.take, pass)
+      }
+      return sendTurn(subscriber, position)
+    }
+
+    /** A slot of the window, then a permit. */
+    const sendTurn = (subscriber: Subscriber, position: number): Effect.Effect<boolean> =>
+      unrecorded.tryTake()
+        ? withPermit(subscriber, position)
+        : Effect.flatMap(unrecorded.take, () => withPermit(subscriber, position))
+
+    const withPermit = (subscriber: Subscriber, position: number): Effect.Effect<boolean> => {
+      // Timed in place, the permit's effect built once: `Metrics.timed` and a pipeline built per
+      // turn allocated ~2 KiB per send more (rounds of 2,000 at 500/s under the heap profiler).
+      const waitFrom = clock.unsafeCurrentTimeNanos()
+      return Effect.flatMap(acquirePermit, (permitted) => {
+        Metrics.rateLimitWait.unsafeUpdate(Number(clock.unsafeCurrentTimeNanos() - waitFrom) / 1e9, [])
+        // A halt while waiting is seen right after: the wait is at most one record write (for
+        // a slot) plus one spacing (for a permit), and nothing is sent meanwhile.
+        if (!permitted) return stopTurn
+        return Effect.flatMap(Deferred.isDone(halt), (halted) => halted ? stopTurn : whileInStock(subscriber, position))
       })
+    }
+
+    const whileInStock = (subscriber: Subscriber, position: number): Effect.Effect<boolean> =>
+      Effect.flatMap(watch.isSoldOut, (soldOut) => {
+        if (soldOut) return Effect.zipRight(haltWith(Halt.SoldOut()), stopTurn)
+        if (audienceCap === null) return startInWindow(subscriber, position)
+        return Effect.flatMap(watch.stock, (stock) =>
+          round.sentCount + sendsStarted >= audienceCap(stock)
+            ? Effect.zipRight(haltWith(Halt.AudienceReached()), stopTurn)
+            : startInWindow(subscriber, position))
+      })
+
+    const startInWindow = (subscriber: Subscriber, position: number): Effect.Effect<boolean> => {
+      const now = clock.unsafeCurrentTimeMillis()
+      if (now >= windowWait.closesAt()) {
+        // Not a send: the slot goes back while the round waits, so what is in flight is recorded.
+        return Effect.zipRight(
+          unrecorded.release(1),
+          Effect.flatMap(windowWait.untilOpen(now), (open) =>
+            open ? sendTurn(subscriber, position) : Effect.as(Ref.set(cutShort, true), false))
+        )
+      }
+      const start = (page: Tracer.Span) => {
+        sendsStarted++
+        // Traced by its page, never on its own (nor the notifier's requests). The loop
+        // outlives every send: it drains the window of unrecorded sends before it returns.
+        sends.start(subscriber, position, new Date(now), page)
+        return true
+      }
+      const page = pages.startedNow()
+      return page !== undefined ? Effect.succeed(start(page)) : Effect.map(pages.started, start)
+    }
 
     const after = round.lastSentUserId === null
       ? Option.none()

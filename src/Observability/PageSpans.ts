@@ -11,6 +11,8 @@ import type * as Tracer from "effect/Tracer"
 export interface PageSpans {
   /** As a send starts: the span of the page it belongs to, opened for a page's first send. */
   readonly started: Effect.Effect<Tracer.Span>
+  /** `started` when the current page has room: its span at once, or `undefined` when a page must be opened. */
+  readonly startedNow: () => Tracer.Span | undefined
   /** As a send's outcome is taken: ends its page once every send of the full page has settled (a plain call, from a send's callback). */
   readonly settled: (page: Tracer.Span, succeeded: boolean) => void
   /** Ends the pages still open (the last, partial one; or all of them when a round stops early). */
@@ -39,12 +41,17 @@ export const make = (pageSize: number): Effect.Effect<PageSpans> =>
       page.span.end(clock.unsafeCurrentTimeNanos(), Exit.void)
     }
 
+    const startedNow = () => {
+      if (current === undefined || current.started >= pageSize) return undefined
+      current.started += 1
+      return current.span
+    }
+
     return {
+      startedNow,
       started: Effect.suspend(() => {
-        if (current !== undefined && current.started < pageSize) {
-          current.started += 1
-          return Effect.succeed(current.span)
-        }
+        const span = startedNow()
+        if (span !== undefined) return Effect.succeed(span)
         count += 1
         // Made with the tracer on: the sends it spans run with it off.
         return Effect.map(Effect.withTracerEnabled(Effect.makeSpan("restock.page", { attributes: { page: count } }), true), (span) => {
