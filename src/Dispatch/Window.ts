@@ -9,7 +9,6 @@
  * waits is a millisecond the next send may have to wait for a slot, and at
  * the limit a send that waits loses its rate-limit slot.
  */
-import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -54,13 +53,19 @@ export interface UnrecordedWindow {
 export const makeUnrecordedWindow = (size: number): Effect.Effect<UnrecordedWindow, never, Scope.Scope> =>
   Effect.gen(function*() {
     const deadlines = yield* Queue.unbounded<Linger>()
+    // Read in place (`unsafeCurrentTimeNanos`): `TestClock`'s `currentTimeNanos` effect cannot
+    // convert a fractional millisecond, which its unsafe reading rounds down.
+    const clock = yield* Effect.clock
+    // On the Clock's monotonic time: a wall clock stepped back would stretch a linger.
     yield* Queue.take(deadlines).pipe(
-      Effect.flatMap(({ untilMillis, wake }) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          Effect.zipRight(
-            now < untilMillis ? Effect.sleep(Duration.millis(untilMillis - now)) : Effect.void,
+      Effect.flatMap(({ untilNanos, wake }) =>
+        Effect.suspend(() => {
+          const now = clock.unsafeCurrentTimeNanos()
+          return Effect.zipRight(
+            now < untilNanos ? clock.sleep(Duration.nanos(untilNanos - now)) : Effect.void,
             Deferred.succeed(wake, undefined)
-          ))
+          )
+        })
       ),
       Effect.forever,
       Effect.forkScoped
@@ -92,6 +97,9 @@ export const makeUnrecordedWindow = (size: number): Effect.Effect<UnrecordedWind
             resume(takeMany(count))
           }
           waiting.add(woken)
+          // The run loop may yield between the check above and this registration: a release
+          // meanwhile woke nobody, so the slots are looked at again now that it is registered.
+          woken()
           return Effect.sync(() => waiting.delete(woken))
         })
       )
@@ -105,9 +113,12 @@ export const makeUnrecordedWindow = (size: number): Effect.Effect<UnrecordedWind
     const lingerUnlessCrowded = (duration: Duration.DurationInput) =>
       Effect.suspend(() => {
         if (held >= crowdedAt) return Effect.void
-        return Effect.flatMap(Effect.zip(Deferred.make<void>(), Clock.currentTimeMillis), ([wake, now]) => {
+        return Effect.flatMap(Deferred.make<void>(), (wake) => {
+          // Crowded since the check above (a few steps ago, where the run loop may yield).
+          if (held >= crowdedAt) return Effect.void
           crowded = wake
-          return Queue.offer(deadlines, { untilMillis: now + Duration.toMillis(duration), wake }).pipe(
+          const untilNanos = clock.unsafeCurrentTimeNanos() + BigInt(Math.round(Duration.toMillis(duration) * 1e6))
+          return Queue.offer(deadlines, { untilNanos, wake }).pipe(
             Effect.zipRight(Deferred.await(wake)),
             Effect.ensuring(Effect.sync(() => {
               if (crowded === wake) crowded = undefined
@@ -121,6 +132,6 @@ export const makeUnrecordedWindow = (size: number): Effect.Effect<UnrecordedWind
 
 /** A writer's linger, as the timer sees it: when it ends, and how to end it. */
 interface Linger {
-  readonly untilMillis: number
+  readonly untilNanos: bigint
   readonly wake: Deferred.Deferred<void>
 }
