@@ -20,11 +20,13 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 
-/** A statement of the script: prepared (`execute`, for a few fixed texts) or not (`query`). */
+/**
+ * A statement of the script, sent unprepared (`query`): preparing one first
+ * is a round trip of its own, which mysql2 runs with no timeout.
+ */
 export interface CallbackStatement {
   readonly sql: string
   readonly values: ReadonlyArray<unknown>
-  readonly prepared: boolean
 }
 
 /** What the script does next: run a statement and look at its answer, or end the transaction with a value. */
@@ -42,7 +44,6 @@ interface QueryOptions {
 /** The part of mysql2's `PoolConnection` the chain uses. */
 export interface PooledConnection {
   query(options: QueryOptions, callback: (error: Error | null, result: unknown) => void): unknown
-  execute(options: QueryOptions, callback: (error: Error | null, result: unknown) => void): unknown
   release(): void
   destroy(): void
 }
@@ -102,8 +103,8 @@ export const inCallbackTransaction = <A>(pool: ConnectionPool, first: Step<A>): 
         } else if (next._tag === "Rollback") {
           rollback(() => resume(Effect.succeed(next.value)))
         } else {
-          const { prepared, sql, values } = next.statement
-          const answered = (error: Error | null, result: unknown) => {
+          const { sql, values } = next.statement
+          connection.query({ sql, values, timeout: statementTimeoutMillis }, (error, result) => {
             if (error) return fail(error)
             let following: Step<A>
             try {
@@ -111,17 +112,23 @@ export const inCallbackTransaction = <A>(pool: ConnectionPool, first: Step<A>): 
             } catch (defect) {
               return rollback(() => resume(Effect.die(defect)))
             }
-            step(following)
-          }
-          const options = { sql, values, timeout: statementTimeoutMillis }
-          if (prepared) connection.execute(options, answered)
-          else connection.query(options, answered)
+            stepSafely(following)
+          })
+        }
+      }
+      // Run from the driver's callbacks, where a throw (the driver refusing a value, say) would
+      // escape every handler: it ends the transaction as a defect instead.
+      const stepSafely = (next: Step<A>): void => {
+        try {
+          step(next)
+        } catch (defect) {
+          rollback(() => resume(Effect.die(defect)))
         }
       }
 
       run("START TRANSACTION", (error) => {
         if (error) return fail(error)
-        step(first)
+        stepSafely(first)
       })
     })
   }))
@@ -133,17 +140,20 @@ export const inCallbackTransaction = <A>(pool: ConnectionPool, first: Step<A>): 
  * holds its pool as `_pool`. Where either is missing (another client, a
  * version that moved them) the answer is `undefined` and record batches take
  * the general path, slower but the same; a test on MariaDB asserts that the
- * pool is found, so such an upgrade is noticed.
+ * pool is found and that batches commit through it, so such an upgrade is
+ * noticed.
  */
 export const driverPoolOf = (sql: SqlClient.SqlClient): Effect.Effect<ConnectionPool | undefined, SqlError> => {
-  let found: { readonly pool: ConnectionPool | undefined } | undefined
+  // Only a pool found is kept: a connection the server has just closed has no pool any more,
+  // and the next batch looks again.
+  let found: ConnectionPool | undefined
   return Effect.suspend(() =>
     found !== undefined
-      ? Effect.succeed(found.pool)
+      ? Effect.succeed(found)
       : Effect.scoped(Effect.map(sql.reserve, (connection) => {
         const candidate = (connection as unknown as { readonly conn?: { readonly _pool?: unknown } }).conn?._pool
-        found = { pool: isConnectionPool(candidate) ? candidate : undefined }
-        return found.pool
+        if (isConnectionPool(candidate)) found = candidate
+        return found
       }))
   )
 }

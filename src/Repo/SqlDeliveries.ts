@@ -196,14 +196,15 @@ export const makeDeliveries = (
     })
     const script: Step<RecordedBatch | "lease lost" | undefined> = {
       _tag: "Run",
-      statement: { sql: fence, values: fenceParams, prepared: true },
+      statement: { sql: fence, values: fenceParams },
       onAnswer: (fenced) => {
         if (dialect.affectedRows(fenced) === 0) return { _tag: "Rollback", value: "lease lost" }
         if (recording === 0) return done([])
-        // Unprepared, as in `insertSlice`: a prepared statement per batch size would pile up.
+        // Unprepared like every statement of the chain (and as in `insertSlice`: a prepared
+        // statement per batch size would pile up).
         return {
           _tag: "Run",
-          statement: { sql: insert, values: insertParams, prepared: false },
+          statement: { sql: insert, values: insertParams },
           onAnswer: (answered) => {
             const rows = Array.isArray(answered) ? recipientRowsOf(answered) : undefined
             return rows !== undefined && rows.length === recording ? done(rows) : { _tag: "Rollback", value: undefined }

@@ -23,25 +23,39 @@ repoContract(
 )
 
 /**
- * The adapter over the client's own driver pool, except that the connections
- * it hands the record batch answer the batch's insert with `failure`: a real
- * server error or a real lost connection, inside a real transaction, after
- * the fence has moved the round's counters.
+ * The adapter over the client's own driver pool, watched: the statements
+ * the record batch's chain sends are kept (their first word), and with a
+ * `failure` the batch's insert is answered with it instead: a real server
+ * error or a real lost connection, inside a real transaction, after the
+ * fence has moved the round's counters.
  */
-const batchInsertFailing = (failure: (connection: PooledConnection) => string) => {
-  const refused = { count: 0 }
-  const failingConnection = (connection: PooledConnection): PooledConnection =>
+interface InsertFailure {
+  /** The statement sent in the insert's place. */
+  readonly sql: (connection: PooledConnection) => string
+  /** Its timeout, if not the chain's own. */
+  readonly timeoutMillis?: number
+  /** The connection is then out of step: destroyed, with no ROLLBACK sent on it. */
+  readonly destroysTheConnection?: boolean
+}
+
+const watchedBatches = (failure?: InsertFailure) => {
+  const statements: Array<string> = []
+  const destroyed = { count: 0 }
+  const watched = (connection: PooledConnection): PooledConnection =>
     new Proxy(connection, {
       get: (target, key) =>
         key === "query"
           ? (options: { sql: string; timeout: number }, callback: (error: Error | null, result: unknown) => void) => {
-            if (!options.sql.startsWith("INSERT")) return target.query(options, callback)
-            refused.count += 1
-            return target.query({ sql: failure(target), timeout: options.timeout }, callback)
+            statements.push(options.sql.split(" ")[0]!)
+            if (failure === undefined || !options.sql.startsWith("INSERT")) return target.query(options, callback)
+            return target.query({ sql: failure.sql(target), timeout: failure.timeoutMillis ?? options.timeout }, callback)
           }
           : key === "release" || key === "destroy"
           // On the connection itself: released through the proxy, the pool would hand the proxy out again.
-          ? () => target[key]()
+          ? () => {
+            if (key === "destroy") destroyed.count += 1
+            target[key]()
+          }
           : Reflect.get(target, key, target)
     })
   const repo = Layer.effect(
@@ -49,22 +63,50 @@ const batchInsertFailing = (failure: (connection: PooledConnection) => string) =
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const pool = yield* Effect.orDie(driverPoolOf(sql))
-      const failingPool: ConnectionPool = {
-        getConnection: (callback) => pool!.getConnection((error, connection) => callback(error, connection && failingConnection(connection)))
+      const watchedPool: ConnectionPool = {
+        getConnection: (callback) => pool!.getConnection((error, connection) => callback(error, connection && watched(connection)))
       }
-      return yield* SqlRepo.makeWithDialect(dialectOf(sql, { insertReturning: true }), { callbackPool: Effect.succeed(failingPool) })
+      return yield* SqlRepo.makeWithDialect(dialectOf(sql, { insertReturning: true }), { callbackPool: Effect.succeed(watchedPool) })
     })
   ).pipe(Layer.provideMerge(layerMysql))
-  return { refused, repo }
+  return { destroyed, statements, repo }
 }
 
-const failures: ReadonlyArray<readonly [string, (connection: PooledConnection) => string]> = [
-  ["the server refuses the insert", () => "INSERT INTO no_such_table VALUES (1)"],
-  ["the connection is killed at the insert", (connection) => `KILL ${(connection as unknown as { threadId: number }).threadId}`]
+const twoDeliveries = (now: Date) => ({
+  deliveries: [{ userId: UserId.make(1), sentAt: now }, { userId: UserId.make(2), sentAt: now }],
+  lastSentUserId: UserId.make(2),
+  now,
+  productName: "P"
+})
+
+const { repo: watchedRepo, statements: chainStatements } = watchedBatches()
+layer(watchedRepo, { excludeTestServices: true, timeout: "60 seconds" })("Repo on MySQL/MariaDB, a batch through the driver's pool", (it) => {
+  // Were the chain to roll back every batch (rows not recognised, the fence misread), the
+  // general path would record them all the same: only its statements show it did not.
+  it.effect("commits in four statements of its own: START TRANSACTION, the fence, the insert, COMMIT", () =>
+    Effect.gen(function*() {
+      const repo = yield* Repo
+      const productId = ProductId.make(1)
+      yield* repo.upsertProduct(productId, {})
+      const now = new Date("2031-05-06T07:08:09.123Z")
+      const opened = yield* repo.openRound(productId, { owner: "o", expiresAt: new Date("2031-05-06T08:00:00.000Z") }, now)
+      const recorded = yield* repo.recordDeliveries(opened, "o", twoDeliveries(now))
+      expect(chainStatements).toEqual(["START", "UPDATE", "INSERT", "COMMIT"])
+      expect(recorded.round.sentCount).toBe(2)
+      expect({ ...Option.getOrThrow(yield* repo.getRound(productId, opened.restockRound)) }).toEqual({ ...recorded.round })
+    }))
+})
+
+const failures: ReadonlyArray<readonly [string, InsertFailure]> = [
+  ["the server refuses the insert", { sql: () => "INSERT INTO no_such_table VALUES (1)" }],
+  ["the connection is killed at the insert", { sql: (connection) => `KILL ${(connection as unknown as { threadId: number }).threadId}` }],
+  // The connection is destroyed, not rolled back: the server rolls back once the sleep ends and
+  // it finds the connection gone, which frees the round's row for the general path.
+  ["the insert outlasts its timeout", { sql: () => "SELECT SLEEP(1.5)", timeoutMillis: 200, destroysTheConnection: true }]
 ]
 
 for (const [name, failure] of failures) {
-  const { refused, repo } = batchInsertFailing(failure)
+  const { destroyed, repo, statements } = watchedBatches(failure)
   layer(repo, { excludeTestServices: true, timeout: "60 seconds" })(`Repo on MySQL/MariaDB, a batch whose insert fails: ${name}`, (it) => {
     it.effect("is rolled back, leaves no pooled connection inside a transaction, and is recorded by the general path", () =>
       Effect.gen(function*() {
@@ -74,14 +116,14 @@ for (const [name, failure] of failures) {
         yield* repo.upsertProduct(productId, {})
         const now = new Date("2031-05-06T07:08:09.123Z")
         const opened = yield* repo.openRound(productId, { owner: "o", expiresAt: new Date("2031-05-06T08:00:00.000Z") }, now)
-        const batch = {
-          deliveries: [{ userId: UserId.make(1), sentAt: now }, { userId: UserId.make(2), sentAt: now }],
-          lastSentUserId: UserId.make(2),
-          now,
-          productName: "P"
+        const recorded = yield* repo.recordDeliveries(opened, "o", twoDeliveries(now))
+        // The chain got as far as the insert (and no further), then the general path took over.
+        expect(statements.slice(0, 3)).toEqual(["START", "UPDATE", "INSERT"])
+        expect(statements.filter((statement) => statement === "COMMIT")).toEqual([])
+        if (failure.destroysTheConnection === true) {
+          expect(destroyed.count).toBe(1)
+          expect(statements).toEqual(["START", "UPDATE", "INSERT"])
         }
-        const recorded = yield* repo.recordDeliveries(opened, "o", batch)
-        expect(refused.count).toBe(1)
         expect(recorded.round.sentCount).toBe(2)
         expect(recorded.deliveries.map((delivery) => delivery.userId)).toEqual([1, 2])
 
