@@ -90,4 +90,18 @@ describe("the window of unrecorded sends", () => {
       yield* window.drain
       expect(window.tryTake()).toBe(false)
     }))
+
+  it.scoped("a linger of a fractional millisecond, at a fractional virtual time, lasts exactly that", () =>
+    Effect.gen(function*() {
+      const window = yield* makeUnrecordedWindow(8)
+      // 0.1 + 0.2: a virtual time of 0.30000000000000004 ms, which no nanosecond count equals.
+      yield* TestClock.adjust("0.1 millis")
+      yield* TestClock.adjust("0.2 millis")
+      const linger = yield* Effect.fork(window.lingerUnlessCrowded("12.5 millis"))
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("12.4 millis")
+      expect(Option.isNone(yield* Fiber.poll(linger))).toBe(true)
+      yield* TestClock.adjust("0.1 millis")
+      yield* Fiber.join(linger)
+    }))
 })
