@@ -1,6 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber, Option, TestClock } from "effect"
+import { type Duration, Effect, Fiber, Option, TestClock } from "effect"
 import { makeUnrecordedWindow } from "../../src/Dispatch/Window.js"
+
+/** `linger` is still waiting once `pending` has passed, and over once `rest` more has. */
+const endsAfter = (linger: Fiber.Fiber<void>, pending: Duration.DurationInput, rest: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    yield* TestClock.adjust(pending)
+    expect(Option.isNone(yield* Fiber.poll(linger))).toBe(true)
+    yield* TestClock.adjust(rest)
+    yield* Fiber.join(linger)
+  })
 
 describe("the window of unrecorded sends", () => {
   it.scoped("a full window makes the next take wait until a slot is given back", () =>
@@ -25,10 +34,7 @@ describe("the window of unrecorded sends", () => {
       const window = yield* makeUnrecordedWindow(8)
       yield* window.take
       const linger = yield* Effect.fork(window.lingerUnlessCrowded("10 millis"))
-      yield* TestClock.adjust("9 millis")
-      expect(Option.isNone(yield* Fiber.poll(linger))).toBe(true)
-      yield* TestClock.adjust("1 millis")
-      yield* Fiber.join(linger)
+      yield* endsAfter(linger, "9 millis", "1 millis")
     }))
 
   it.scoped("no lingering while the window is three quarters full, and a linger ends once it becomes so", () =>
@@ -47,9 +53,7 @@ describe("the window of unrecorded sends", () => {
       yield* window.release(3)
       const again = yield* Effect.fork(window.lingerUnlessCrowded("10 millis"))
       yield* Effect.yieldNow()
-      expect(Option.isNone(yield* Fiber.poll(again))).toBe(true)
-      yield* TestClock.adjust("10 millis")
-      yield* Fiber.join(again)
+      yield* endsAfter(again, "9 millis", "1 millis")
     }))
 
   it.scoped("a linger cut short by crowding does not shorten or lengthen the next one", () =>
@@ -65,12 +69,8 @@ describe("the window of unrecorded sends", () => {
       yield* TestClock.adjust("4 millis")
       const next = yield* Effect.fork(window.lingerUnlessCrowded("10 millis"))
       yield* Effect.yieldNow()
-      yield* TestClock.adjust("6 millis")
-      expect(Option.isNone(yield* Fiber.poll(next))).toBe(true)
-      yield* TestClock.adjust("3 millis")
-      expect(Option.isNone(yield* Fiber.poll(next))).toBe(true)
-      yield* TestClock.adjust("1 millis")
-      yield* Fiber.join(next)
+      // Still waiting past the first one's end (6 ms from here), over at its own.
+      yield* endsAfter(next, "9 millis", "1 millis")
     }))
 
   it.scoped("tryTake takes a free slot at once, takes nothing from a full window, and an interrupted take leaves no slot taken", () =>
@@ -99,9 +99,6 @@ describe("the window of unrecorded sends", () => {
       yield* TestClock.adjust("0.2 millis")
       const linger = yield* Effect.fork(window.lingerUnlessCrowded("12.5 millis"))
       yield* Effect.yieldNow()
-      yield* TestClock.adjust("12.4 millis")
-      expect(Option.isNone(yield* Fiber.poll(linger))).toBe(true)
-      yield* TestClock.adjust("0.1 millis")
-      yield* Fiber.join(linger)
+      yield* endsAfter(linger, "12.4 millis", "0.1 millis")
     }))
 })

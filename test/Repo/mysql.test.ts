@@ -72,6 +72,16 @@ const watchedBatches = (failure?: InsertFailure) => {
   return { destroyed, statements, repo }
 }
 
+/** Product 1 and its first round, open under the owner "o". */
+const roundOpened = Effect.gen(function*() {
+  const repo = yield* Repo
+  const productId = ProductId.make(1)
+  yield* repo.upsertProduct(productId, {})
+  const now = new Date("2031-05-06T07:08:09.123Z")
+  const opened = yield* repo.openRound(productId, { owner: "o", expiresAt: new Date("2031-05-06T08:00:00.000Z") }, now)
+  return { opened, productId }
+})
+
 const twoDeliveries = (now: Date) => ({
   deliveries: [{ userId: UserId.make(1), sentAt: now }, { userId: UserId.make(2), sentAt: now }],
   lastSentUserId: UserId.make(2),
@@ -86,11 +96,8 @@ layer(watchedRepo, { excludeTestServices: true, timeout: "60 seconds" })("Repo o
   it.effect("commits in four statements of its own: START TRANSACTION, the fence, the insert, COMMIT", () =>
     Effect.gen(function*() {
       const repo = yield* Repo
-      const productId = ProductId.make(1)
-      yield* repo.upsertProduct(productId, {})
-      const now = new Date("2031-05-06T07:08:09.123Z")
-      const opened = yield* repo.openRound(productId, { owner: "o", expiresAt: new Date("2031-05-06T08:00:00.000Z") }, now)
-      const recorded = yield* repo.recordDeliveries(opened, "o", twoDeliveries(now))
+      const { opened, productId } = yield* roundOpened
+      const recorded = yield* repo.recordDeliveries(opened, "o", twoDeliveries(opened.startedAt))
       expect(chainStatements).toEqual(["START", "UPDATE", "INSERT", "COMMIT"])
       expect(recorded.round.sentCount).toBe(2)
       expect({ ...Option.getOrThrow(yield* repo.getRound(productId, opened.restockRound)) }).toEqual({ ...recorded.round })
@@ -112,11 +119,8 @@ for (const [name, failure] of failures) {
       Effect.gen(function*() {
         const repo = yield* Repo
         const sql = yield* SqlClient.SqlClient
-        const productId = ProductId.make(1)
-        yield* repo.upsertProduct(productId, {})
-        const now = new Date("2031-05-06T07:08:09.123Z")
-        const opened = yield* repo.openRound(productId, { owner: "o", expiresAt: new Date("2031-05-06T08:00:00.000Z") }, now)
-        const recorded = yield* repo.recordDeliveries(opened, "o", twoDeliveries(now))
+        const { opened, productId } = yield* roundOpened
+        const recorded = yield* repo.recordDeliveries(opened, "o", twoDeliveries(opened.startedAt))
         // The chain got as far as the insert (and no further), then the general path took over.
         expect(statements.slice(0, 3)).toEqual(["START", "UPDATE", "INSERT"])
         expect(statements.filter((statement) => statement === "COMMIT")).toEqual([])
